@@ -1,0 +1,380 @@
+"""Every SQL text of the embedded store, in one place.
+
+Per-label and per-relationship-type tables are generated from the schemas in `kg.model`, so
+that a property added to the model gets a typed column without hand-written SQL. Only names
+from those schemas are ever formatted into SQL; values are always bound parameters.
+"""
+
+from __future__ import annotations
+
+from kg.model import NODE_SCHEMAS, REL_SCHEMAS, Label, PropType, RelType
+
+_SQL_TYPES: dict[PropType, str] = {
+    "str": "TEXT",
+    "float": "REAL",
+    "int": "INTEGER",
+    "bool": "INTEGER",
+    "date": "TEXT",
+    "timestamp": "TEXT",
+}
+
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=OFF",
+    "PRAGMA temp_store=MEMORY",
+    "PRAGMA cache_size=-262144",
+    "PRAGMA mmap_size=1073741824",
+    "PRAGMA busy_timeout=30000",
+)
+
+
+def node_table(label: Label) -> str:
+    return f"node_{label.value.lower()}"
+
+
+def rel_table(rel_type: RelType) -> str:
+    return f"rel_{rel_type.value.lower()}"
+
+
+def _node_props(label: Label) -> list[str]:
+    return list(NODE_SCHEMAS[label].props)
+
+
+def _rel_props(rel_type: RelType) -> list[str]:
+    return list(REL_SCHEMAS[rel_type].props)
+
+
+def _create_node_table(label: Label) -> str:
+    cols = "".join(
+        f", {name} {_SQL_TYPES[kind]}" for name, kind in NODE_SCHEMAS[label].props.items()
+    )
+    return f"CREATE TABLE {node_table(label)} (nid INTEGER PRIMARY KEY{cols}, extra TEXT)"
+
+
+def _create_rel_table(rel_type: RelType) -> list[str]:
+    table = rel_table(rel_type)
+    cols = "".join(
+        f", {name} {_SQL_TYPES[kind]}" for name, kind in REL_SCHEMAS[rel_type].props.items()
+    )
+    return [
+        f"CREATE TABLE {table} (src INTEGER NOT NULL, dst INTEGER NOT NULL, key TEXT NOT NULL"
+        f"{cols}, extra TEXT, _source TEXT, _line INTEGER, _job TEXT)",
+        f"CREATE UNIQUE INDEX {table}_edge ON {table}(src, dst, key)",
+        f"CREATE INDEX {table}_dst ON {table}(dst)",
+    ]
+
+
+def _schema_v1() -> list[str]:
+    statements = [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "CREATE TABLE nodes (nid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
+        "label TEXT NOT NULL, name TEXT, _source TEXT, _line INTEGER, _job TEXT)",
+        "CREATE INDEX nodes_name ON nodes(name)",
+        "CREATE INDEX nodes_label ON nodes(label)",
+        "CREATE TABLE aliases (alias TEXT PRIMARY KEY, nid INTEGER NOT NULL) WITHOUT ROWID",
+        "CREATE INDEX aliases_nid ON aliases(nid)",
+        "CREATE TABLE txns (txn_id TEXT PRIMARY KEY, from_nid INTEGER NOT NULL, "
+        "to_nid INTEGER NOT NULL, amount REAL NOT NULL, ts TEXT, channel TEXT, extra TEXT, "
+        "_source TEXT, _line INTEGER, _job TEXT)",
+        "CREATE TABLE inferred (predicate TEXT NOT NULL, src INTEGER NOT NULL, "
+        "dst INTEGER NOT NULL, rule TEXT NOT NULL, premises TEXT NOT NULL, value REAL, "
+        "PRIMARY KEY (predicate, src, dst)) WITHOUT ROWID",
+        "CREATE INDEX inferred_src ON inferred(src, predicate)",
+        "CREATE INDEX inferred_dst ON inferred(dst, predicate)",
+        "CREATE TABLE documents (collection TEXT NOT NULL, key TEXT NOT NULL, "
+        "body TEXT NOT NULL, updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ')), "
+        "PRIMARY KEY (collection, key)) WITHOUT ROWID",
+    ]
+    for label in Label:
+        statements.append(_create_node_table(label))
+    for name in ("id_number", "uscc", "phone", "address_norm"):
+        for label in (Label.PERSON, Label.COMPANY):
+            if name in NODE_SCHEMAS[label].props:
+                table = node_table(label)
+                statements.append(f"CREATE INDEX {table}_{name} ON {table}({name})")
+    for rel_type in RelType:
+        statements.extend(_create_rel_table(rel_type))
+    return statements
+
+
+# Migrations by the schema version they produce. A new version appends a list; existing
+# lists never change, so an old file is brought forward step by step.
+MIGRATIONS: dict[int, list[str]] = {1: _schema_v1()}
+
+GET_META = "SELECT value FROM meta WHERE key = ?"
+SET_META = (
+    "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+)
+TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+
+# --- staging: batches land in temp tables, then move with set-based statements -------------
+STAGE_NODES_CREATE = (
+    "CREATE TEMP TABLE IF NOT EXISTS stage_nodes (id TEXT PRIMARY KEY, name TEXT, "
+    "props TEXT, extra TEXT, _source TEXT, _line INTEGER, _job TEXT)"
+)
+
+
+def stage_node_props_create(label: Label) -> str:
+    cols = ", ".join(f"{name} {_SQL_TYPES[kind]}" for name, kind in NODE_SCHEMAS[label].props.items())
+    sep = ", " if cols else ""
+    return (
+        f"CREATE TEMP TABLE IF NOT EXISTS stage_{node_table(label)} (id TEXT PRIMARY KEY{sep}{cols}, "
+        "extra TEXT, _source TEXT, _line INTEGER, _job TEXT)"
+    )
+
+
+def stage_node_insert(label: Label) -> str:
+    cols = ["id", *_node_props(label), "extra", "_source", "_line", "_job"]
+    marks = ", ".join("?" for _ in cols)
+    # A later row of the same batch with the same id overwrites non-null values only.
+    updates = ", ".join(
+        f"{c} = COALESCE(excluded.{c}, {c})" for c in cols if c != "id"
+    )
+    return (
+        f"INSERT INTO stage_{node_table(label)} ({', '.join(cols)}) VALUES ({marks}) "
+        f"ON CONFLICT(id) DO UPDATE SET {updates}"
+    )
+
+
+def stage_node_clear(label: Label) -> str:
+    return f"DELETE FROM stage_{node_table(label)}"
+
+
+def node_label_conflicts(label: Label) -> str:
+    return (
+        f"SELECT s.id, n.label FROM stage_{node_table(label)} s JOIN nodes n ON n.id = s.id "
+        "WHERE n.label != ? LIMIT 5"
+    )
+
+
+def node_register(label: Label) -> str:
+    name_expr = "s.name" if "name" in NODE_SCHEMAS[label].props else "NULL"
+    return (
+        f"INSERT INTO nodes (id, label, name, _source, _line, _job) "
+        f"SELECT s.id, ?, {name_expr}, s._source, s._line, s._job "
+        f"FROM stage_{node_table(label)} s WHERE true "
+        "ON CONFLICT(id) DO UPDATE SET name = COALESCE(excluded.name, name)"
+    )
+
+
+def node_upsert_props(label: Label) -> str:
+    props = [*_node_props(label), "extra"]
+    cols = ", ".join(props)
+    select_cols = ", ".join(f"s.{c}" for c in props)
+    updates = ", ".join(f"{c} = COALESCE(excluded.{c}, {c})" for c in props)
+    return (
+        f"INSERT INTO {node_table(label)} (nid, {cols}) "
+        f"SELECT n.nid, {select_cols} FROM stage_{node_table(label)} s "
+        "JOIN nodes n ON n.id = s.id WHERE true "
+        f"ON CONFLICT(nid) DO UPDATE SET {updates}"
+    )
+
+
+def stage_edges_create(rel_type: RelType) -> str:
+    cols = "".join(
+        f", {name} {_SQL_TYPES[kind]}" for name, kind in REL_SCHEMAS[rel_type].props.items()
+    )
+    return (
+        f"CREATE TEMP TABLE IF NOT EXISTS stage_{rel_table(rel_type)} (src TEXT, dst TEXT, "
+        f"key TEXT{cols}, extra TEXT, _source TEXT, _line INTEGER, _job TEXT)"
+    )
+
+
+def stage_edges_insert(rel_type: RelType) -> str:
+    cols = ["src", "dst", "key", *_rel_props(rel_type), "extra", "_source", "_line", "_job"]
+    marks = ", ".join("?" for _ in cols)
+    return f"INSERT INTO stage_{rel_table(rel_type)} ({', '.join(cols)}) VALUES ({marks})"
+
+
+def stage_edges_clear(rel_type: RelType) -> str:
+    return f"DELETE FROM stage_{rel_table(rel_type)}"
+
+
+def edge_dangling(rel_type: RelType) -> str:
+    return (
+        f"SELECT s.src, s.dst, s._source, s._line FROM stage_{rel_table(rel_type)} s "
+        "LEFT JOIN nodes a ON a.id = s.src LEFT JOIN nodes b ON b.id = s.dst "
+        "WHERE a.nid IS NULL OR b.nid IS NULL LIMIT 5"
+    )
+
+
+def edge_upsert(rel_type: RelType) -> str:
+    props = [*_rel_props(rel_type), "extra", "_source", "_line", "_job"]
+    cols = ", ".join(props)
+    select_cols = ", ".join(f"s.{c}" for c in props)
+    updates = ", ".join(
+        f"{c} = COALESCE(excluded.{c}, {c})" for c in props
+    )
+    # ORDER BY rowid: when a batch repeats an edge, the later row is applied last.
+    return (
+        f"INSERT INTO {rel_table(rel_type)} (src, dst, key, {cols}) "
+        f"SELECT a.nid, b.nid, s.key, {select_cols} FROM stage_{rel_table(rel_type)} s "
+        "JOIN nodes a ON a.id = s.src JOIN nodes b ON b.id = s.dst WHERE true ORDER BY s.rowid "
+        f"ON CONFLICT(src, dst, key) DO UPDATE SET {updates}"
+    )
+
+
+ALIAS_UPSERT = (
+    "INSERT INTO aliases (alias, nid) SELECT ?, nid FROM nodes WHERE id = ? "
+    "ON CONFLICT(alias) DO UPDATE SET nid = excluded.nid"
+)
+
+STAGE_TXNS_CREATE = (
+    "CREATE TEMP TABLE IF NOT EXISTS stage_txns (txn_id TEXT, from_account TEXT, "
+    "to_account TEXT, amount REAL, ts TEXT, channel TEXT, extra TEXT, _source TEXT, "
+    "_line INTEGER, _job TEXT)"
+)
+STAGE_TXNS_INSERT = (
+    "INSERT INTO stage_txns (txn_id, from_account, to_account, amount, ts, channel, extra, "
+    "_source, _line, _job) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+STAGE_TXNS_CLEAR = "DELETE FROM stage_txns"
+TXNS_DANGLING = (
+    "SELECT s.from_account, s.to_account, s._source, s._line FROM stage_txns s "
+    "LEFT JOIN nodes a ON a.id = s.from_account LEFT JOIN nodes b ON b.id = s.to_account "
+    "WHERE a.nid IS NULL OR b.nid IS NULL LIMIT 5"
+)
+TXNS_UPSERT = (
+    "INSERT INTO txns (txn_id, from_nid, to_nid, amount, ts, channel, extra, _source, _line, _job) "
+    "SELECT s.txn_id, a.nid, b.nid, s.amount, s.ts, s.channel, s.extra, s._source, s._line, s._job "
+    "FROM stage_txns s JOIN nodes a ON a.id = s.from_account JOIN nodes b ON b.id = s.to_account "
+    "WHERE true ON CONFLICT(txn_id) DO UPDATE SET from_nid = excluded.from_nid, "
+    "to_nid = excluded.to_nid, amount = excluded.amount, ts = excluded.ts, "
+    "channel = excluded.channel, extra = excluded.extra"
+)
+TRANSFERS_CLEAR = f"DELETE FROM {rel_table(RelType.TRANSFERRED)}"
+TRANSFERS_REBUILD = (
+    f"INSERT INTO {rel_table(RelType.TRANSFERRED)} "
+    "(src, dst, key, count, total_amount, first_ts, last_ts, _source) "
+    "SELECT from_nid, to_nid, '', count(*), sum(amount), min(ts), max(ts), 'transactions' "
+    "FROM txns GROUP BY from_nid, to_nid"
+)
+COUNT_TXNS = "SELECT count(*) FROM txns"
+TXN_BATCHES = (
+    "SELECT txn_id, from_nid, to_nid, amount, ts, channel FROM txns ORDER BY rowid"
+)
+
+# --- point reads ------------------------------------------------------------------------
+RESOLVE = (
+    "SELECT id FROM nodes WHERE id = ?1 "
+    "UNION ALL SELECT n.id FROM aliases a JOIN nodes n ON n.nid = a.nid WHERE a.alias = ?1 "
+    "LIMIT 1"
+)
+NODE_BY_ID = "SELECT nid, id, label, name, _source, _line, _job FROM nodes WHERE id = ?"
+NODE_BY_NID = "SELECT nid, id, label, name, _source, _line, _job FROM nodes WHERE nid = ?"
+NID_BY_ID = "SELECT nid FROM nodes WHERE id = ?"
+ALIASES_OF = (
+    "SELECT a.alias FROM aliases a JOIN nodes n ON n.nid = a.nid WHERE n.id = ? ORDER BY a.alias"
+)
+
+
+def node_props_by_nid(label: Label) -> str:
+    props = [*_node_props(label), "extra"]
+    return f"SELECT {', '.join(props)} FROM {node_table(label)} WHERE nid = ?"
+
+
+def node_props_columns(label: Label) -> list[str]:
+    return [*_node_props(label), "extra"]
+
+
+def find_nodes_by_prop(label: Label, prop: str) -> str:
+    if prop not in NODE_SCHEMAS[label].props:
+        raise ValueError(f"{label.value} has no property {prop!r}")
+    return (
+        f"SELECT p.{prop}, n.id FROM {node_table(label)} p JOIN nodes n ON n.nid = p.nid "
+        f"WHERE p.{prop} = ? ORDER BY n.nid LIMIT 1"
+    )
+
+
+def neighbours_out(rel_type: RelType) -> str:
+    props = ", ".join(["e.key", *(f"e.{p}" for p in _rel_props(rel_type)), "e.extra"])
+    return (
+        f"SELECT a.id, b.id, {props}, e._source, e._line, e._job FROM {rel_table(rel_type)} e "
+        "JOIN nodes a ON a.nid = e.src JOIN nodes b ON b.nid = e.dst WHERE e.src = ? "
+        "ORDER BY e.rowid"
+    )
+
+
+def neighbours_in(rel_type: RelType) -> str:
+    props = ", ".join(["e.key", *(f"e.{p}" for p in _rel_props(rel_type)), "e.extra"])
+    return (
+        f"SELECT a.id, b.id, {props}, e._source, e._line, e._job FROM {rel_table(rel_type)} e "
+        "JOIN nodes a ON a.nid = e.src JOIN nodes b ON b.nid = e.dst WHERE e.dst = ? "
+        "ORDER BY e.rowid"
+    )
+
+
+SEARCH_EXACT = (
+    "SELECT nid FROM nodes WHERE id = ?1 "
+    "UNION SELECT nid FROM aliases WHERE alias = ?1 "
+    "UNION SELECT nid FROM node_person WHERE id_number = ?1 "
+    "UNION SELECT nid FROM node_company WHERE uscc = ?1"
+)
+# Prefix matches come from the name index; substring matches need a scan, bounded by LIMIT.
+SEARCH_NAME_PREFIX = (
+    "SELECT nid FROM nodes WHERE name >= ?1 AND name < ?1 || char(1114111) ORDER BY name LIMIT ?2"
+)
+SEARCH_NAME_SUBSTRING = "SELECT nid FROM nodes WHERE instr(name, ?1) > 0 LIMIT ?2"
+
+COUNT_NODES = "SELECT count(*) FROM nodes"
+COUNT_NODES_LABEL = "SELECT count(*) FROM nodes WHERE label = ?"
+
+
+def count_edges(rel_type: RelType) -> str:
+    return f"SELECT count(*) FROM {rel_table(rel_type)}"
+
+
+NODE_BATCHES_ALL = "SELECT nid, id, label FROM nodes ORDER BY nid"
+
+
+def node_batches(label: Label) -> str:
+    props = ", ".join(f"p.{c}" for c in _node_props(label))
+    sep = ", " if props else ""
+    return (
+        f"SELECT n.nid, n.id, n.label{sep}{props} FROM nodes n "
+        f"LEFT JOIN {node_table(label)} p ON p.nid = n.nid WHERE n.label = ? ORDER BY n.nid"
+    )
+
+
+def edge_batches(rel_type: RelType) -> str:
+    props = "".join(f", {p}" for p in _rel_props(rel_type))
+    return f"SELECT src, dst, key{props} FROM {rel_table(rel_type)} ORDER BY rowid"
+
+
+# --- inferred facts -----------------------------------------------------------------------
+INFERRED_CLEAR_ALL = "DELETE FROM inferred"
+INFERRED_CLEAR_PREDICATE = "DELETE FROM inferred WHERE predicate = ?"
+INFERRED_INSERT = (
+    "INSERT INTO inferred (predicate, src, dst, rule, premises, value) "
+    "SELECT ?1, a.nid, b.nid, ?4, ?5, ?6 FROM nodes a, nodes b WHERE a.id = ?2 AND b.id = ?3 "
+    "ON CONFLICT(predicate, src, dst) DO UPDATE SET rule = excluded.rule, "
+    "premises = excluded.premises, value = excluded.value"
+)
+INFERRED_DELETE = (
+    "DELETE FROM inferred WHERE predicate = ?1 "
+    "AND src = (SELECT nid FROM nodes WHERE id = ?2) AND dst = (SELECT nid FROM nodes WHERE id = ?3)"
+)
+INFERRED_BATCHES_ALL = "SELECT predicate, src, dst, rule, value FROM inferred ORDER BY predicate"
+INFERRED_BATCHES_PREDICATE = (
+    "SELECT predicate, src, dst, rule, value FROM inferred WHERE predicate = ?"
+)
+INFERRED_GET = (
+    "SELECT i.predicate, a.id, b.id, i.rule, i.premises, i.value FROM inferred i "
+    "JOIN nodes a ON a.nid = i.src JOIN nodes b ON b.nid = i.dst "
+    "WHERE i.src = ?1 AND (?2 IS NULL OR i.predicate = ?2) AND (?3 IS NULL OR i.dst = ?3) "
+    "ORDER BY i.predicate, b.id"
+)
+COUNT_INFERRED_ALL = "SELECT count(*) FROM inferred"
+COUNT_INFERRED_PREDICATE = "SELECT count(*) FROM inferred WHERE predicate = ?"
+
+# --- documents ------------------------------------------------------------------------------
+DOC_PUT = (
+    "INSERT INTO documents (collection, key, body) VALUES (?, ?, ?) "
+    "ON CONFLICT(collection, key) DO UPDATE SET body = excluded.body, "
+    "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ')"
+)
+DOC_GET = "SELECT body FROM documents WHERE collection = ? AND key = ?"
+DOC_LIST = "SELECT key, body FROM documents WHERE collection = ? ORDER BY key"
+DOC_DELETE_ALL = "DELETE FROM documents WHERE collection = ?"
+DOC_DELETE_KEY = "DELETE FROM documents WHERE collection = ? AND key = ?"

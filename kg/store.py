@@ -1,0 +1,169 @@
+"""The `GraphStore` protocol: what every store (SQLite, Neo4j) must do.
+
+Writes take columnar batches (`pyarrow.Table`) so that millions of rows move without a Python
+object per row. Every node gets a stable integer `nid` from its store; projections and the
+reasoner work on nids and translate back to ids only at the edges of the system.
+
+Batch layouts (column names; properties are the ones in `kg.model` schemas, all optional,
+unknown columns are kept as extra properties):
+
+- nodes: `id`, property columns, `_source`, `_line`, `_job`
+- edges: `src`, `dst` (resolved entity ids, strings), `key` (str, "" when the type has no
+  key property), property columns, `_source`, `_line`, `_job`
+- aliases: `alias`, `id`
+- transactions: `txn_id`, `from_account`, `to_account`, `amount`, `ts`, `channel`,
+  `_source`, `_line`, `_job`
+- inferred: `predicate`, `src`, `dst` (ids), `rule`, `premises` (JSON text), `value`
+  (float or null)
+
+Reads for analytics (`edge_batches`, `node_batches`, `inferred_batches`) stream tables with
+integer `src`/`dst`/`nid` columns (int64) instead of string ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import pyarrow as pa
+
+from kg.model import Direction, Edge, InferredFact, Label, Node, RelType
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCapabilities:
+    """What a store does natively; callers branch on these, never on exceptions."""
+
+    name: str
+    # The store can run variable-length path queries itself (Cypher `*1..n`).
+    native_path_queries: bool
+    # Readers never block while a writer holds a transaction.
+    concurrent_readers: bool
+    # Full-text search on names is backed by an index of the store.
+    fulltext_search: bool
+
+
+class StoreError(RuntimeError):
+    """A store operation failed; the message names what and where."""
+
+
+class SchemaVersionError(StoreError):
+    """The store was written by a newer riskgraph than this one."""
+
+
+@runtime_checkable
+class GraphStore(Protocol):
+    capabilities: StoreCapabilities
+
+    # --- lifecycle ------------------------------------------------------------------
+    def close(self) -> None: ...
+
+    def schema_version(self) -> int: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """All writes inside commit together or not at all (one ingest job = one transaction).
+
+        Nested use joins the outer transaction.
+        """
+        ...
+
+    # --- writes ---------------------------------------------------------------------
+    def upsert_nodes(self, label: Label, rows: pa.Table) -> int:
+        """Insert or update nodes by `id`; properties of an existing node are merged
+        (non-null values win). Returns the number of rows written."""
+        ...
+
+    def upsert_edges(self, rel_type: RelType, rows: pa.Table) -> int:
+        """Insert or update edges by (src, dst, key). Both ends must exist."""
+        ...
+
+    def add_aliases(self, rows: pa.Table) -> int:
+        """Record other customer numbers of an entity (`alias` -> `id`)."""
+        ...
+
+    def insert_transactions(self, rows: pa.Table) -> int:
+        """Keep individual transactions (idempotent by txn_id)."""
+        ...
+
+    def rebuild_transfers(self) -> int:
+        """Recompute the aggregated TRANSFERRED edges from all stored transactions."""
+        ...
+
+    # --- point reads ----------------------------------------------------------------
+    def resolve(self, entity_id: str) -> str | None:
+        """The canonical id for an id or an alias, or None when unknown."""
+        ...
+
+    def get_node(self, entity_id: str) -> Node | None:
+        """A node by id or alias."""
+        ...
+
+    def get_nodes_by_nid(self, nids: Sequence[int]) -> list[Node]: ...
+
+    def aliases_of(self, entity_id: str) -> list[str]: ...
+
+    def find_nodes(self, label: Label, prop: str, values: Sequence[str]) -> dict[str, str]:
+        """Map each given property value to the id of a node that has it (entity resolution)."""
+        ...
+
+    def neighbours(
+        self, entity_id: str, rel_type: RelType, direction: Direction = Direction.BOTH
+    ) -> list[Edge]: ...
+
+    def search(self, query: str, limit: int = 20) -> list[Node]:
+        """Nodes whose name contains the query, or whose id, alias, id_number or uscc
+        equals it. Exact matches first."""
+        ...
+
+    def count_nodes(self, label: Label | None = None) -> int: ...
+
+    def count_edges(self, rel_type: RelType | None = None) -> int: ...
+
+    def count_transactions(self) -> int: ...
+
+    # --- streaming reads for projections ----------------------------------------------
+    def node_batches(self, label: Label | None = None, batch_size: int = 500_000) -> Iterator[
+        pa.Table
+    ]:
+        """Columns `nid` (int64), `id`, `label`, then the label's properties."""
+        ...
+
+    def edge_batches(self, rel_type: RelType, batch_size: int = 500_000) -> Iterator[pa.Table]:
+        """Columns `src`, `dst` (int64 nids), `key`, then the type's properties."""
+        ...
+
+    def transaction_batches(self, batch_size: int = 500_000) -> Iterator[pa.Table]: ...
+
+    # --- inferred facts -------------------------------------------------------------
+    def replace_inferred(self, rows: pa.Table, predicates: Sequence[str] | None = None) -> int:
+        """Replace the stored inferred facts (all of them, or only those of `predicates`)."""
+        ...
+
+    def apply_inferred_delta(self, added: pa.Table, removed: pa.Table) -> None:
+        """Add and retract inferred facts (incremental reasoning); columns as for inferred."""
+        ...
+
+    def inferred_batches(
+        self, predicate: str | None = None, batch_size: int = 500_000
+    ) -> Iterator[pa.Table]:
+        """Columns `predicate`, `src`, `dst` (int64 nids), `rule`, `value`."""
+        ...
+
+    def get_inferred(
+        self, src: str, predicate: str | None = None, dst: str | None = None
+    ) -> list[InferredFact]: ...
+
+    def count_inferred(self, predicate: str | None = None) -> int: ...
+
+    # --- documents: job records, reject reports, ring runs, precomputed indexes ----------
+    def put_document(self, collection: str, key: str, body: dict[str, Any]) -> None: ...
+
+    def get_document(self, collection: str, key: str) -> dict[str, Any] | None: ...
+
+    def list_documents(self, collection: str) -> list[tuple[str, dict[str, Any]]]: ...
+
+    def delete_documents(self, collection: str, keys: Sequence[str] | None = None) -> int: ...
