@@ -1,0 +1,214 @@
+"""The `riskgraph` command line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from api.settings import get_settings
+from ingest.pipeline import IngestError, IngestReport, ingest_directory
+from kg.open import open_store
+from kg.store import GraphStore, StoreError
+
+app = typer.Typer(
+    name="riskgraph",
+    help="Related-risk knowledge graph for banks: ingest, reason, find groups, circles and rings.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+DbOption = Annotated[
+    Path,
+    typer.Option(
+        "--db",
+        envvar="RISKGRAPH_DB",
+        help="SQLite store file (the embedded default).",
+        show_default=True,
+    ),
+]
+DEFAULT_DB = Path("riskgraph.db")
+
+
+def fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=1)
+
+
+@contextmanager
+def store_at(db: Path, *, read_only: bool = False) -> Iterator[GraphStore]:
+    settings = get_settings()
+    try:
+        store = open_store(
+            settings.store,
+            db=db,
+            neo4j_uri=settings.neo4j_uri,
+            neo4j_user=settings.neo4j_user,
+            neo4j_password=settings.neo4j_password.get_secret_value(),
+            read_only=read_only,
+        )
+    except StoreError as exc:
+        raise fail(str(exc)) from exc
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def progress_bar() -> Iterator[Progress]:
+    progress = Progress(
+        TextColumn("[bold]{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        yield progress
+
+
+@app.command()
+def generate(
+    directory: Annotated[Path, typer.Argument(help="Where to write the CSV files and truth/.")],
+    customers: Annotated[int, typer.Option("--customers", "--size", min=50)] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same bank.")] = 7,
+    bad_rows: Annotated[bool, typer.Option(help="Plant a few malformed rows.")] = False,
+) -> None:
+    """Generate a synthetic bank (canonical CSV files) with ground truth in DIR/truth/."""
+    from ingest.generator import generate_bank
+
+    summary = generate_bank(directory, customers=customers, seed=seed, bad_rows=bad_rows)
+    console.print(f"[green]generated[/] {directory} in {summary.seconds:.1f} s")
+
+
+def _print_ingest(report: IngestReport) -> None:
+    table = Table(title=f"ingest job {report.job_id}")
+    for column in ("file", "rows", "loaded", "rejected", "rows/s"):
+        table.add_column(column, justify="right" if column != "file" else "left")
+    for f in report.files:
+        table.add_row(f.file, str(f.rows), str(f.loaded), str(f.rejected), f"{f.rows_per_second:,.0f}")
+    console.print(table)
+    console.print(
+        f"{report.rows:,} rows in {report.seconds:.1f} s "
+        f"({report.rows / max(report.seconds, 1e-9):,.0f} rows/s), {report.aliases} aliases, "
+        f"{report.rejected} rejected"
+    )
+
+
+def run_ingest_command(
+    store: GraphStore, directory: Path, mapping: Path | None, rejects: Path | None
+) -> IngestReport:
+    with progress_bar() as progress:
+        tasks: dict[str, int] = {}
+
+        def advance(file: str, rows: int, total: int) -> None:
+            if file not in tasks:
+                tasks[file] = progress.add_task(file, total=total)
+            progress.advance(tasks[file], rows)
+
+        try:
+            report = ingest_directory(store, directory, mapping=mapping, progress=advance)
+        except IngestError as exc:
+            raise fail(f"{exc} — nothing was written") from exc
+    _print_ingest(report)
+    if report.rejects:
+        path = rejects or Path(f"rejects-{report.job_id}.csv")
+        report.write_rejects_csv(path)
+        console.print(f"[yellow]{len(report.rejects)} rejected values[/] listed in {path}")
+    return report
+
+
+@app.command()
+def ingest(
+    directory: Annotated[Path, typer.Argument(help="Directory with the contract files.")],
+    db: DbOption = DEFAULT_DB,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(help="Mapping file (YAML) for a non-canonical layout, or a bundled name."),
+    ] = None,
+    rejects: Annotated[
+        Path | None, typer.Option(help="Reject report CSV (default rejects-<job>.csv).")
+    ] = None,
+) -> None:
+    """Load a directory of customer, ownership, guarantee, loan and transaction files."""
+    with store_at(db) as store:
+        run_ingest_command(store, directory, mapping, rejects)
+
+
+@app.command()
+def serve(
+    db: DbOption = DEFAULT_DB,
+    host: Annotated[str, typer.Option(envvar="RISKGRAPH_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="RISKGRAPH_PORT")] = 8000,
+) -> None:
+    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    with store_at(db) as store:
+        console.print(f"serving {db} on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+        uvicorn.run(create_app(store), host=host, port=port, log_level="info")
+
+
+@app.command()
+def demo(
+    db: DbOption = Path("riskgraph-demo.db"),
+    data: Annotated[Path, typer.Option(help="Where the synthetic bank is written.")] = Path(
+        "data/demo-bank"
+    ),
+    customers: Annotated[int, typer.Option(min=50)] = 20_000,
+    seed: int = 7,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
+) -> None:
+    """Synthetic bank → ingest → reason → rings → API, on the embedded store."""
+    from ingest.generator import generate_bank
+
+    console.rule("1/4 generate")
+    summary = generate_bank(data, customers=customers, seed=seed)
+    console.print(f"{customers:,} customers written to {data} in {summary.seconds:.1f} s")
+    if db.exists():
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+    with store_at(db) as store:
+        console.rule("2/4 ingest")
+        run_ingest_command(store, data, None, None)
+    if serve_api:
+        console.rule("serve")
+        example_id = _example_entity(db)
+        console.print(
+            f"API on http://{host}:{port}  — try:\n"
+            f"  curl http://{host}:{port}/v1/entities/{example_id}\n"
+            f"  curl 'http://{host}:{port}/v1/search?q=杭州'"
+        )
+        serve(db=db, host=host, port=port)
+
+
+def _example_entity(db: Path) -> str:
+    with store_at(db, read_only=True) as store:
+        for batch in store.node_batches():
+            return str(batch.column("id")[0].as_py())
+    return "P000001"
+
+
+def main() -> None:
+    app()
