@@ -13,6 +13,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -103,7 +104,9 @@ def _print_ingest(report: IngestReport) -> None:
     for column in ("file", "rows", "loaded", "rejected", "rows/s"):
         table.add_column(column, justify="right" if column != "file" else "left")
     for f in report.files:
-        table.add_row(f.file, str(f.rows), str(f.loaded), str(f.rejected), f"{f.rows_per_second:,.0f}")
+        table.add_row(
+            f.file, str(f.rows), str(f.loaded), str(f.rejected), f"{f.rows_per_second:,.0f}"
+        )
     console.print(table)
     console.print(
         f"{report.rows:,} rows in {report.seconds:.1f} s "
@@ -116,7 +119,7 @@ def run_ingest_command(
     store: GraphStore, directory: Path, mapping: Path | None, rejects: Path | None
 ) -> IngestReport:
     with progress_bar() as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def advance(file: str, rows: int, total: int) -> None:
             if file not in tasks:

@@ -31,9 +31,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_real_credentials(self) -> Settings:
-        if self.mode == "production" and self.store == "neo4j":
-            if not self.neo4j_password.get_secret_value():
-                raise ValueError("RISKGRAPH_NEO4J_PASSWORD must be set in production mode")
+        production_neo4j = self.mode == "production" and self.store == "neo4j"
+        if production_neo4j and not self.neo4j_password.get_secret_value():
+            raise ValueError("RISKGRAPH_NEO4J_PASSWORD must be set in production mode")
         return self
 
 

@@ -29,6 +29,7 @@ reject reports are the source file's, and columns are named as the source names 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ class FileMapping(BaseModel):
 
     def rules(self) -> dict[str, ColumnRule]:
         return {
-            name: ColumnRule(**{"from": rule}) if isinstance(rule, str) else rule
+            name: ColumnRule.model_validate({"from": rule}) if isinstance(rule, str) else rule
             for name, rule in self.columns.items()
         }
 
@@ -196,7 +197,7 @@ def mapped_sources(mapping: Mapping, directory: Path) -> list[SourceFile]:
             SourceFile(
                 contract=CONTRACT_BY_NAME[file.target],
                 display_name=file.source,
-                batches=lambda p=path, f=file: _mapped_batches(p, f),
+                batches=partial(_mapped_batches, path, file),
                 header=list(rules),
                 rows=count_rows(path),
                 column_names={

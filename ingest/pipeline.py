@@ -11,9 +11,10 @@ from __future__ import annotations
 import csv
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,7 @@ def canonical_sources(directory: Path) -> list[SourceFile]:
             SourceFile(
                 contract=CONTRACT_BY_NAME[name],
                 display_name=path.name,
-                batches=lambda p=path: iter_batches(p),
+                batches=partial(iter_batches, path),
                 header=read_header(path),
                 rows=count_rows(path),
             )
@@ -133,37 +134,75 @@ def canonical_sources(directory: Path) -> list[SourceFile]:
     return sources
 
 
+LABELS: tuple[Label, ...] = tuple(Label)
+UNKNOWN = -1
+
+
 class _Resolver:
-    """Maps every id the job may reference to its canonical id and label."""
+    """Maps every id the job may reference to its canonical id and label.
+
+    Lookups of whole columns are vectorised (Arrow hash joins); the Python dict serves the
+    per-record decisions of entity resolution.
+    """
 
     def __init__(self, store: GraphStore) -> None:
         self.store = store
         self.labels: dict[str, Label] = {}
         self.canonical: dict[str, str] = {}
         self._store_empty = store.count_nodes() == 0
+        self._known: tuple[pa.Array, np.ndarray] | None = None
         if not self._store_empty:
             for batch in store.node_batches():
                 ids = batch.column("id").to_pylist()
                 labels = batch.column("label").to_pylist()
                 self.labels.update(zip(ids, map(Label, labels), strict=True))
 
-    def resolve(self, ids: list[str | None]) -> tuple[list[str | None], list[Label | None]]:
-        out_ids: list[str | None] = []
-        out_labels: list[Label | None] = []
-        for raw in ids:
-            if raw is None:
-                out_ids.append(None)
-                out_labels.append(None)
+    def add(self, ids: list[str], label: Label) -> None:
+        for node_id in ids:
+            self.labels[node_id] = label
+        self._known = None
+
+    def _known_arrays(self) -> tuple[pa.Array, np.ndarray]:
+        if self._known is None:
+            codes = {label: i for i, label in enumerate(LABELS)}
+            self._known = (
+                pa.array(list(self.labels), pa.string()),
+                np.fromiter((codes[v] for v in self.labels.values()), np.int8, len(self.labels)),
+            )
+        return self._known
+
+    def resolve(self, values: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
+        """Canonical ids (null where unknown) and label codes (UNKNOWN where unknown)."""
+        if not self._store_empty:
+            self._learn_stored_aliases(values)
+        if self.canonical:
+            keys = pa.array(list(self.canonical), pa.string())
+            targets = pa.array(list(self.canonical.values()), pa.string())
+            hit = pc.index_in(values, value_set=keys)
+            values = pc.if_else(pc.is_valid(hit), pc.take(targets, hit), values)
+        return self._finish(values)
+
+    def _learn_stored_aliases(self, values: pa.ChunkedArray) -> None:
+        """Ids unknown to this job may be aliases recorded by an earlier one."""
+        known_ids, _ = self._known_arrays()
+        unknown = pc.and_(pc.is_null(pc.index_in(values, value_set=known_ids)), pc.is_valid(values))
+        for raw in pc.unique(pc.filter(values, unknown)).to_pylist():
+            if raw in self.canonical:
                 continue
-            target = self.canonical.get(raw, raw)
-            if target not in self.labels and not self._store_empty:
-                stored = self.store.resolve(raw)
-                if stored is not None:
-                    target = stored
-                    self.canonical[raw] = stored
-            out_ids.append(target if target in self.labels else None)
-            out_labels.append(self.labels.get(target))
-        return out_ids, out_labels
+            stored = self.store.resolve(raw)
+            if stored is not None and stored != raw:
+                self.canonical[raw] = stored
+
+    def _finish(self, values: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
+        known_ids, known_labels = self._known_arrays()
+        index = pc.index_in(values, value_set=known_ids)
+        positions = np.asarray(pc.fill_null(index, 0).to_numpy(zero_copy_only=False))
+        found = np.asarray(pc.is_valid(index).to_numpy(zero_copy_only=False), dtype=bool)
+        codes = np.where(found, known_labels[positions] if len(known_labels) else UNKNOWN, UNKNOWN)
+        ids = pc.if_else(pa.array(found), values, pa.scalar(None, pa.string()))
+        if not isinstance(ids, pa.ChunkedArray):
+            ids = pa.chunked_array([ids])
+        return ids, codes.astype(np.int8)
 
     def known_by_identifier(self, label: Label, prop: str, values: list[str]) -> dict[str, str]:
         if self._store_empty or not values:
@@ -231,7 +270,8 @@ def _resolve_entities(
         if target != entity_id:
             aliases.append((entity_id, target))
             resolver.canonical[entity_id] = target
-        resolver.labels.setdefault(target, label)
+        if target not in resolver.labels:
+            resolver.add([target], label)
     if bad.any():
         report.rejects.extend(_reject_rows(table, bad, id_col, reasons, source, shown))
     table = table.set_column(
@@ -254,33 +294,23 @@ def _check_references(
     for column in spec.columns:
         if not column.refers_to or column.name not in table.column_names:
             continue
-        raw = table.column(column.name).to_pylist()
-        resolved, labels = resolver.resolve(raw)
+        values = table.column(column.name)
+        resolved, codes = resolver.resolve(values)
+        present = np.asarray(pc.is_valid(values).to_numpy(zero_copy_only=False), dtype=bool)
+        allowed = np.isin(codes, [LABELS.index(label) for label in column.refers_to])
+        unknown = present & (codes == UNKNOWN)
+        wrong = present & ~unknown & ~allowed
         wanted = "/".join(sorted(label.value.lower() for label in column.refers_to))
-        col_bad = np.zeros(table.num_rows, dtype=bool)
-        reasons = []
-        for i, (value, target, label) in enumerate(zip(raw, resolved, labels, strict=True)):
-            if value is None:
-                continue
-            if target is None:
-                col_bad[i] = True
-                reasons.append(f"unknown {wanted} id")
-            elif label not in column.refers_to:
-                col_bad[i] = True
-                reasons.append(f"id is a {label.value if label else '?'}, expected {wanted}")
-        new_bad = col_bad & ~bad
-        if new_bad.any():
-            kept_reasons = [r for r, b in zip(reasons, col_bad[col_bad], strict=True) if b]
-            chosen = [
-                reason
-                for reason, row in zip(kept_reasons, np.flatnonzero(col_bad).tolist(), strict=True)
-                if new_bad[row]
-            ]
-            report.rejects.extend(_reject_rows(table, new_bad, column.name, chosen, source, shown))
-        bad |= col_bad
-        table = table.set_column(
-            table.column_names.index(column.name), column.name, pa.array(resolved, pa.string())
-        )
+        if (unknown & ~bad).any():
+            mask = unknown & ~bad
+            reasons = [f"unknown {wanted} id"] * int(mask.sum())
+            report.rejects.extend(_reject_rows(table, mask, column.name, reasons, source, shown))
+        if (wrong & ~bad).any():
+            mask = wrong & ~bad
+            reasons = [f"id is a {LABELS[c].value}, expected {wanted}" for c in codes[mask]]
+            report.rejects.extend(_reject_rows(table, mask, column.name, reasons, source, shown))
+        bad |= unknown | wrong
+        table = table.set_column(table.column_names.index(column.name), column.name, resolved)
     return table.filter(pa.array(~bad))
 
 
@@ -377,7 +407,7 @@ def _load_file(
             )
         else:
             table = _check_references(table, spec, resolver, report, source.display_name, shown)
-        for rel_type, src, dst, _key in spec.edges:
+        for _rel_type, src, dst, _key in spec.edges:
             if spec.node is None or dst != spec.node[1]:
                 table = _self_reference(table, src, dst, report, source.display_name, shown)
         _write(
@@ -437,8 +467,7 @@ def _write(
             ["id" if c == id_col else c for c in node_cols]
         )
         store.upsert_nodes(label, nodes)
-        for node_id in ids:
-            resolver.labels[node_id] = label
+        resolver.add(ids, label)
     elif spec.node is not None:
         store.upsert_nodes(spec.node[0], table)
         return
@@ -455,8 +484,7 @@ def _write(
                 }
             ),
         )
-        for node_id in distinct.to_pylist():
-            resolver.labels[node_id] = label
+        resolver.add(distinct.to_pylist(), label)
     for rel_type, src, dst, key in spec.edges:
         node_only = set()
         if spec.node is not None:

@@ -81,6 +81,13 @@ def _mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
+def _real_day(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """True where a YYYY-MM-DD string is a calendar day (strptime alone rolls 02-30 over)."""
+    parsed = pc.strptime(values, format="%Y-%m-%d", unit="s", error_is_null=True)
+    round_trip = pc.strftime(parsed, format="%Y-%m-%d")
+    return _mask(pc.equal(round_trip, values))
+
+
 def _per_distinct(values: pa.ChunkedArray, check: Callable[[str], bool]) -> np.ndarray:
     """Apply a Python predicate once per distinct non-null value; True where it fails."""
     distinct = pc.unique(values.drop_null()).to_pylist()
@@ -179,15 +186,12 @@ def _validate_column(
             return numbers
         case "date":
             shaped = _mask(pc.match_substring_regex(values, _DATE))
-            parsed = pc.strptime(values, format="%Y-%m-%d", unit="s", error_is_null=True)
-            ok = shaped & _mask(pc.is_valid(parsed))
+            ok = shaped & _real_day(values)
             collector.add(present & ~ok, name, "unparseable date (expected YYYY-MM-DD)", values)
             return values
         case "timestamp":
             shaped = _mask(pc.match_substring_regex(values, _TIMESTAMP))
-            day = pc.utf8_slice_codeunits(values, 0, 10)
-            parsed = pc.strptime(day, format="%Y-%m-%d", unit="s", error_is_null=True)
-            ok = shaped & _mask(pc.is_valid(parsed))
+            ok = shaped & _real_day(pc.utf8_slice_codeunits(values, 0, 10))
             collector.add(present & ~ok, name, "unparseable timestamp (expected ISO 8601)", values)
             return values
         case "bool":
@@ -195,7 +199,10 @@ def _validate_column(
             truthy = _mask(pc.is_in(lowered, value_set=pa.array(sorted(_TRUE))))
             falsy = _mask(pc.is_in(lowered, value_set=pa.array(sorted(_FALSE))))
             collector.add(present & ~truthy & ~falsy, name, "not a boolean", values)
-            return pa.array(np.where(truthy, True, np.where(falsy, False, None)), pa.bool_())
+            flags: list[bool | None] = [
+                True if t else False if f else None for t, f in zip(truthy, falsy, strict=True)
+            ]
+            return pa.array(flags, pa.bool_())
         case "enum":
             allowed = _mask(pc.is_in(values, value_set=pa.array(sorted(column.values))))
             reason = "not one of " + ", ".join(sorted(column.values))

@@ -145,9 +145,7 @@ REL_SCHEMAS: dict[RelType, RelSchema] = {
         key_prop="guarantee_id",
     ),
     RelType.BORROWED: RelSchema(RelType.BORROWED, _PARTY, frozenset({Label.LOAN}), {}),
-    RelType.OWNS_ACCOUNT: RelSchema(
-        RelType.OWNS_ACCOUNT, _PARTY, frozenset({Label.ACCOUNT}), {}
-    ),
+    RelType.OWNS_ACCOUNT: RelSchema(RelType.OWNS_ACCOUNT, _PARTY, frozenset({Label.ACCOUNT}), {}),
     RelType.TRANSFERRED: RelSchema(
         RelType.TRANSFERRED,
         frozenset({Label.ACCOUNT}),

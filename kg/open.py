@@ -23,5 +23,6 @@ def open_store(
     if kind == "neo4j":
         from kg.neo4j_store import Neo4jStore
 
-        return Neo4jStore(neo4j_uri, neo4j_user, neo4j_password)
+        neo4j_store: GraphStore = Neo4jStore(neo4j_uri, neo4j_user, neo4j_password)
+        return neo4j_store
     raise ValueError(f"unknown store kind {kind!r}; use sqlite or neo4j")

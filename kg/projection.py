@@ -27,7 +27,10 @@ LABEL_CODES: dict[Label, int] = {label: code for code, label in enumerate(Label)
 
 @dataclass(slots=True)
 class RelationCSR:
-    """Edges of one type by source position: targets of node i are indices[indptr[i]:indptr[i+1]]."""
+    """Edges of one type by source position.
+
+    The targets of node i are `indices[indptr[i]:indptr[i+1]]`.
+    """
 
     indptr: NDArray[np.int64]
     indices: NDArray[np.int64]
@@ -67,7 +70,8 @@ class Projection:
         """Dense positions of store nids (all must be in the projection)."""
         positions = np.searchsorted(self.nids, nids)
         if positions.size and (
-            positions.max(initial=0) >= self.nids.size or not np.array_equal(self.nids[positions], nids)
+            positions.max(initial=0) >= self.nids.size
+            or not np.array_equal(self.nids[positions], nids)
         ):
             raise KeyError("nid not in projection")
         return positions.astype(np.int64)
@@ -162,7 +166,9 @@ class Projection:
         for rel_type in list(RelType) if rel_types is None else list(rel_types):
             rel_type = RelType(rel_type)
             numeric = [
-                name for name, kind in REL_SCHEMAS[rel_type].props.items() if kind in ("float", "int")
+                name
+                for name, kind in REL_SCHEMAS[rel_type].props.items()
+                if kind in ("float", "int")
             ]
             wanted = list(props.get(rel_type, numeric)) if props else numeric
             batches = store.edge_batches(rel_type)
@@ -194,8 +200,16 @@ class Projection:
                 prop_parts[p].append(column.to_numpy(zero_copy_only=False))
             if progress is not None:
                 progress(name, batch.num_rows)
-        src = self.positions_of_nids(np.concatenate(src_parts)) if src_parts else np.empty(0, np.int64)
-        dst = self.positions_of_nids(np.concatenate(dst_parts)) if dst_parts else np.empty(0, np.int64)
+        src = (
+            self.positions_of_nids(np.concatenate(src_parts))
+            if src_parts
+            else np.empty(0, np.int64)
+        )
+        dst = (
+            self.positions_of_nids(np.concatenate(dst_parts))
+            if dst_parts
+            else np.empty(0, np.int64)
+        )
         order = np.argsort(src, kind="stable")
         counts = np.bincount(src, minlength=self.num_nodes)
         indptr = np.zeros(self.num_nodes + 1, dtype=np.int64)

@@ -58,9 +58,11 @@ def _create_rel_table(rel_type: RelType) -> list[str]:
         f", {name} {_SQL_TYPES[kind]}" for name, kind in REL_SCHEMAS[rel_type].props.items()
     )
     return [
+        # Clustered on (src, dst, key): one B-tree instead of a rowid table plus an index, and
+        # a sorted bulk load appends to it.
         f"CREATE TABLE {table} (src INTEGER NOT NULL, dst INTEGER NOT NULL, key TEXT NOT NULL"
-        f"{cols}, extra TEXT, _source TEXT, _line INTEGER, _job TEXT)",
-        f"CREATE UNIQUE INDEX {table}_edge ON {table}(src, dst, key)",
+        f"{cols}, extra TEXT, _source TEXT, _line INTEGER, _job TEXT, "
+        "PRIMARY KEY (src, dst, key)) WITHOUT ROWID",
         f"CREATE INDEX {table}_dst ON {table}(dst)",
     ]
 
@@ -74,9 +76,10 @@ def _schema_v1() -> list[str]:
         "CREATE INDEX nodes_label ON nodes(label)",
         "CREATE TABLE aliases (alias TEXT PRIMARY KEY, nid INTEGER NOT NULL) WITHOUT ROWID",
         "CREATE INDEX aliases_nid ON aliases(nid)",
-        "CREATE TABLE txns (txn_id TEXT PRIMARY KEY, from_nid INTEGER NOT NULL, "
-        "to_nid INTEGER NOT NULL, amount REAL NOT NULL, ts TEXT, channel TEXT, extra TEXT, "
-        "_source TEXT, _line INTEGER, _job TEXT)",
+        # Individual transactions are immutable events kept as compressed Arrow segments:
+        # ten million rows move as a hundred blobs instead of ten million row inserts.
+        "CREATE TABLE txn_segments (segment INTEGER PRIMARY KEY, rows INTEGER NOT NULL, "
+        "job TEXT, body BLOB NOT NULL)",
         "CREATE TABLE inferred (predicate TEXT NOT NULL, src INTEGER NOT NULL, "
         "dst INTEGER NOT NULL, rule TEXT NOT NULL, premises TEXT NOT NULL, value REAL, "
         "PRIMARY KEY (predicate, src, dst)) WITHOUT ROWID",
@@ -104,22 +107,22 @@ MIGRATIONS: dict[int, list[str]] = {1: _schema_v1()}
 
 GET_META = "SELECT value FROM meta WHERE key = ?"
 SET_META = (
-    "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+    "INSERT INTO meta(key, value) VALUES (?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 )
 TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 
 # --- staging: batches land in temp tables, then move with set-based statements -------------
-STAGE_NODES_CREATE = (
-    "CREATE TEMP TABLE IF NOT EXISTS stage_nodes (id TEXT PRIMARY KEY, name TEXT, "
-    "props TEXT, extra TEXT, _source TEXT, _line INTEGER, _job TEXT)"
-)
 
 
 def stage_node_props_create(label: Label) -> str:
-    cols = ", ".join(f"{name} {_SQL_TYPES[kind]}" for name, kind in NODE_SCHEMAS[label].props.items())
+    cols = ", ".join(
+        f"{name} {_SQL_TYPES[kind]}" for name, kind in NODE_SCHEMAS[label].props.items()
+    )
     sep = ", " if cols else ""
     return (
-        f"CREATE TEMP TABLE IF NOT EXISTS stage_{node_table(label)} (id TEXT PRIMARY KEY{sep}{cols}, "
+        f"CREATE TEMP TABLE IF NOT EXISTS stage_{node_table(label)} "
+        f"(id TEXT PRIMARY KEY{sep}{cols}, "
         "extra TEXT, _source TEXT, _line INTEGER, _job TEXT)"
     )
 
@@ -128,9 +131,7 @@ def stage_node_insert(label: Label) -> str:
     cols = ["id", *_node_props(label), "extra", "_source", "_line", "_job"]
     marks = ", ".join("?" for _ in cols)
     # A later row of the same batch with the same id overwrites non-null values only.
-    updates = ", ".join(
-        f"{c} = COALESCE(excluded.{c}, {c})" for c in cols if c != "id"
-    )
+    updates = ", ".join(f"{c} = COALESCE(excluded.{c}, {c})" for c in cols if c != "id")
     return (
         f"INSERT INTO stage_{node_table(label)} ({', '.join(cols)}) VALUES ({marks}) "
         f"ON CONFLICT(id) DO UPDATE SET {updates}"
@@ -203,9 +204,7 @@ def edge_upsert(rel_type: RelType) -> str:
     props = [*_rel_props(rel_type), "extra", "_source", "_line", "_job"]
     cols = ", ".join(props)
     select_cols = ", ".join(f"s.{c}" for c in props)
-    updates = ", ".join(
-        f"{c} = COALESCE(excluded.{c}, {c})" for c in props
-    )
+    updates = ", ".join(f"{c} = COALESCE(excluded.{c}, {c})" for c in props)
     # ORDER BY rowid: when a batch repeats an edge, the later row is applied last.
     return (
         f"INSERT INTO {rel_table(rel_type)} (src, dst, key, {cols}) "
@@ -220,39 +219,15 @@ ALIAS_UPSERT = (
     "ON CONFLICT(alias) DO UPDATE SET nid = excluded.nid"
 )
 
-STAGE_TXNS_CREATE = (
-    "CREATE TEMP TABLE IF NOT EXISTS stage_txns (txn_id TEXT, from_account TEXT, "
-    "to_account TEXT, amount REAL, ts TEXT, channel TEXT, extra TEXT, _source TEXT, "
-    "_line INTEGER, _job TEXT)"
-)
-STAGE_TXNS_INSERT = (
-    "INSERT INTO stage_txns (txn_id, from_account, to_account, amount, ts, channel, extra, "
-    "_source, _line, _job) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-STAGE_TXNS_CLEAR = "DELETE FROM stage_txns"
-TXNS_DANGLING = (
-    "SELECT s.from_account, s.to_account, s._source, s._line FROM stage_txns s "
-    "LEFT JOIN nodes a ON a.id = s.from_account LEFT JOIN nodes b ON b.id = s.to_account "
-    "WHERE a.nid IS NULL OR b.nid IS NULL LIMIT 5"
-)
-TXNS_UPSERT = (
-    "INSERT INTO txns (txn_id, from_nid, to_nid, amount, ts, channel, extra, _source, _line, _job) "
-    "SELECT s.txn_id, a.nid, b.nid, s.amount, s.ts, s.channel, s.extra, s._source, s._line, s._job "
-    "FROM stage_txns s JOIN nodes a ON a.id = s.from_account JOIN nodes b ON b.id = s.to_account "
-    "WHERE true ON CONFLICT(txn_id) DO UPDATE SET from_nid = excluded.from_nid, "
-    "to_nid = excluded.to_nid, amount = excluded.amount, ts = excluded.ts, "
-    "channel = excluded.channel, extra = excluded.extra"
-)
+TXN_SEGMENT_INSERT = "INSERT INTO txn_segments (rows, job, body) VALUES (?, ?, ?)"
+TXN_SEGMENTS = "SELECT body FROM txn_segments ORDER BY segment"
+COUNT_TXNS = "SELECT coalesce(sum(rows), 0) FROM txn_segments"
+NIDS_OF_LABEL = "SELECT id, nid FROM nodes WHERE label = ?"
 TRANSFERS_CLEAR = f"DELETE FROM {rel_table(RelType.TRANSFERRED)}"
-TRANSFERS_REBUILD = (
+TRANSFERS_INSERT = (
     f"INSERT INTO {rel_table(RelType.TRANSFERRED)} "
     "(src, dst, key, count, total_amount, first_ts, last_ts, _source) "
-    "SELECT from_nid, to_nid, '', count(*), sum(amount), min(ts), max(ts), 'transactions' "
-    "FROM txns GROUP BY from_nid, to_nid"
-)
-COUNT_TXNS = "SELECT count(*) FROM txns"
-TXN_BATCHES = (
-    "SELECT txn_id, from_nid, to_nid, amount, ts, channel FROM txns ORDER BY rowid"
+    "VALUES (?, ?, '', ?, ?, ?, ?, 'transactions')"
 )
 
 # --- point reads ------------------------------------------------------------------------
@@ -292,7 +267,7 @@ def neighbours_out(rel_type: RelType) -> str:
     return (
         f"SELECT a.id, b.id, {props}, e._source, e._line, e._job FROM {rel_table(rel_type)} e "
         "JOIN nodes a ON a.nid = e.src JOIN nodes b ON b.nid = e.dst WHERE e.src = ? "
-        "ORDER BY e.rowid"
+        "ORDER BY e.dst, e.key"
     )
 
 
@@ -301,7 +276,7 @@ def neighbours_in(rel_type: RelType) -> str:
     return (
         f"SELECT a.id, b.id, {props}, e._source, e._line, e._job FROM {rel_table(rel_type)} e "
         "JOIN nodes a ON a.nid = e.src JOIN nodes b ON b.nid = e.dst WHERE e.dst = ? "
-        "ORDER BY e.rowid"
+        "ORDER BY e.src, e.key"
     )
 
 
@@ -339,7 +314,7 @@ def node_batches(label: Label) -> str:
 
 def edge_batches(rel_type: RelType) -> str:
     props = "".join(f", {p}" for p in _rel_props(rel_type))
-    return f"SELECT src, dst, key{props} FROM {rel_table(rel_type)} ORDER BY rowid"
+    return f"SELECT src, dst, key{props} FROM {rel_table(rel_type)} ORDER BY src, dst, key"
 
 
 # --- inferred facts -----------------------------------------------------------------------
@@ -353,7 +328,8 @@ INFERRED_INSERT = (
 )
 INFERRED_DELETE = (
     "DELETE FROM inferred WHERE predicate = ?1 "
-    "AND src = (SELECT nid FROM nodes WHERE id = ?2) AND dst = (SELECT nid FROM nodes WHERE id = ?3)"
+    "AND src = (SELECT nid FROM nodes WHERE id = ?2) "
+    "AND dst = (SELECT nid FROM nodes WHERE id = ?3)"
 )
 INFERRED_BATCHES_ALL = "SELECT predicate, src, dst, rule, value FROM inferred ORDER BY predicate"
 INFERRED_BATCHES_PREDICATE = (

@@ -15,7 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kg import sql
 from kg.model import (
@@ -53,7 +55,8 @@ def _column_values(table: pa.Table, name: str, kind: PropType | None = None) -> 
         if pa.types.is_date(column.type) or pa.types.is_timestamp(column.type):
             return [None if v is None else v.isoformat() for v in column.to_pylist()]
         column = column.cast(pa.string())
-    return column.to_pylist()
+    values: list[Any] = column.to_pylist()
+    return values
 
 
 def _extra_json(table: pa.Table, known: set[str]) -> list[str | None]:
@@ -69,9 +72,9 @@ def _extra_json(table: pa.Table, known: set[str]) -> list[str | None]:
     return out
 
 
-def _decode_props(columns: Sequence[str], values: Sequence[Any], kinds: dict[str, PropType]) -> dict[
-    str, Any
-]:
+def _decode_props(
+    columns: Sequence[str], values: Sequence[Any], kinds: dict[str, PropType]
+) -> dict[str, Any]:
     props: dict[str, Any] = {}
     for name, value in zip(columns, values, strict=True):
         if value is None:
@@ -165,6 +168,7 @@ class SQLiteStore:
             self._execute_write(conn, "COMMIT")
         finally:
             self._local.depth = 0
+            self._local.job_cache = None
 
     def _execute_write(self, conn: sqlite3.Connection, statement: str) -> None:
         try:
@@ -228,7 +232,7 @@ class SQLiteStore:
                 conn.execute(sql.node_register(label), (label.value,))
                 conn.execute(sql.node_upsert_props(label))
             conn.execute(sql.stage_node_clear(label))
-        return rows.num_rows
+        return int(rows.num_rows)
 
     def upsert_edges(self, rel_type: RelType, rows: pa.Table) -> int:
         rel_type = RelType(rel_type)
@@ -259,7 +263,7 @@ class SQLiteStore:
                     raise StoreError(f"{rel_type.value} edges reference unknown nodes: {where}")
                 conn.execute(sql.edge_upsert(rel_type))
             conn.execute(sql.stage_edges_clear(rel_type))
-        return rows.num_rows
+        return int(rows.num_rows)
 
     def add_aliases(self, rows: pa.Table) -> int:
         pairs = list(zip(_column_values(rows, "alias"), _column_values(rows, "id"), strict=True))
@@ -268,45 +272,108 @@ class SQLiteStore:
         return len(pairs)
 
     def insert_transactions(self, rows: pa.Table) -> int:
-        known = {
-            "txn_id",
-            "from_account",
-            "to_account",
-            "amount",
-            "ts",
-            "channel",
-            *PROVENANCE_COLUMNS,
-        }
-        conn = self._conn
+        """Append transactions not stored yet (by txn_id) as one compressed Arrow segment.
+
+        Transactions are immutable events: a txn_id seen before is skipped, so a re-run
+        writes nothing. Returns the number of new transactions.
+        """
         with self.transaction():
-            conn.execute(sql.STAGE_TXNS_CREATE)
-            for start in range(0, rows.num_rows, _WRITE_CHUNK * 4):
-                chunk = rows.slice(start, _WRITE_CHUNK * 4)
-                columns = [
-                    _column_values(chunk, "txn_id", "str"),
-                    _column_values(chunk, "from_account", "str"),
-                    _column_values(chunk, "to_account", "str"),
-                    _column_values(chunk, "amount", "float"),
-                    _column_values(chunk, "ts", "timestamp"),
-                    _column_values(chunk, "channel", "str"),
-                    _extra_json(chunk, known),
-                    *(_column_values(chunk, c) for c in PROVENANCE_COLUMNS),
-                ]
-                conn.execute(sql.STAGE_TXNS_CLEAR)
-                conn.executemany(sql.STAGE_TXNS_INSERT, zip(*columns, strict=True))
-                dangling = conn.execute(sql.TXNS_DANGLING).fetchall()
-                if dangling:
-                    where = "; ".join(f"{a}->{b} ({s}:{ln})" for a, b, s, ln in dangling)
+            cache = self._job_cache()
+            if "account_nids" not in cache:
+                ids, nids = [], []
+                for node_id, nid in self._conn.execute(sql.NIDS_OF_LABEL, (Label.ACCOUNT.value,)):
+                    ids.append(node_id)
+                    nids.append(nid)
+                cache["account_nids"] = (pa.array(ids, pa.string()), np.asarray(nids, np.int64))
+                cache["txn_ids"] = pa.concat_arrays(
+                    [t.column("txn_id").combine_chunks() for t in self.transaction_batches()]
+                    or [pa.array([], pa.string())]
+                )
+            account_ids, account_nids = cache["account_nids"]
+            txn_ids = rows.column("txn_id").cast(pa.string())
+            # First occurrence of each txn_id in the batch, and only ids not stored before.
+            codes = pc.index_in(txn_ids, value_set=pc.unique(txn_ids)).to_numpy()
+            _, first = np.unique(codes, return_index=True)
+            keep = np.zeros(rows.num_rows, dtype=bool)
+            keep[first] = True
+            keep &= ~np.asarray(pc.is_in(txn_ids, value_set=cache["txn_ids"]), dtype=bool)
+            new = rows.filter(pa.array(keep))
+            if new.num_rows == 0:
+                return 0
+            ends = []
+            for column in ("from_account", "to_account"):
+                index = pc.index_in(new.column(column).cast(pa.string()), value_set=account_ids)
+                if index.null_count:
+                    missing = new.filter(pc.is_null(index)).slice(0, 5)
+                    where = "; ".join(
+                        f"{r[column]} ({r.get('_source')}:{r.get('_line')})"
+                        for r in missing.to_pylist()
+                    )
                     raise StoreError(f"transactions reference unknown accounts: {where}")
-                conn.execute(sql.TXNS_UPSERT)
-            conn.execute(sql.STAGE_TXNS_CLEAR)
-        return rows.num_rows
+                ends.append(pa.array(account_nids[index.to_numpy()]))
+            segment = pa.table(
+                {
+                    "txn_id": new.column("txn_id").cast(pa.string()),
+                    "from_nid": ends[0],
+                    "to_nid": ends[1],
+                    "amount": new.column("amount").cast(pa.float64()),
+                    "ts": pa.array(_column_values(new, "ts", "timestamp"), pa.string()),
+                    "channel": pa.array(_column_values(new, "channel", "str"), pa.string()),
+                    **{
+                        c: pa.array(_column_values(new, c))
+                        for c in PROVENANCE_COLUMNS
+                        if c in new.column_names
+                    },
+                }
+            )
+            sink = pa.BufferOutputStream()
+            options = pa.ipc.IpcWriteOptions(compression="zstd")
+            with pa.ipc.new_stream(sink, segment.schema, options=options) as writer:
+                writer.write_table(segment)
+            job = segment.column("_job")[0].as_py() if "_job" in segment.column_names else None
+            self._conn.execute(
+                sql.TXN_SEGMENT_INSERT, (segment.num_rows, job, sink.getvalue().to_pybytes())
+            )
+            cache["txn_ids"] = pa.concat_arrays(
+                [cache["txn_ids"], segment.column("txn_id").combine_chunks()]
+            )
+        return int(segment.num_rows)
 
     def rebuild_transfers(self) -> int:
+        parts = [
+            t.select(["from_nid", "to_nid", "amount", "ts"]) for t in self.transaction_batches()
+        ]
         with self.transaction():
             self._conn.execute(sql.TRANSFERS_CLEAR)
-            cursor = self._conn.execute(sql.TRANSFERS_REBUILD)
-        return cursor.rowcount
+            if not parts:
+                return 0
+            grouped = (
+                pa.concat_tables(parts)
+                .group_by(["from_nid", "to_nid"])
+                .aggregate([("amount", "count"), ("amount", "sum"), ("ts", "min"), ("ts", "max")])
+                .sort_by([("from_nid", "ascending"), ("to_nid", "ascending")])
+            )
+            self._conn.executemany(
+                sql.TRANSFERS_INSERT,
+                zip(
+                    grouped.column("from_nid").to_pylist(),
+                    grouped.column("to_nid").to_pylist(),
+                    grouped.column("amount_count").to_pylist(),
+                    grouped.column("amount_sum").to_pylist(),
+                    grouped.column("ts_min").to_pylist(),
+                    grouped.column("ts_max").to_pylist(),
+                    strict=True,
+                ),
+            )
+        return int(grouped.num_rows)
+
+    def _job_cache(self) -> dict[str, Any]:
+        """Per-transaction memo (dropped at commit or rollback, so it never outlives the data)."""
+        cache: dict[str, Any] | None = getattr(self._local, "job_cache", None)
+        if cache is None:
+            cache = {}
+            self._local.job_cache = cache
+        return cache
 
     # --- point reads ------------------------------------------------------------------------
     def resolve(self, entity_id: str) -> str | None:
@@ -456,17 +523,12 @@ class SQLiteStore:
         return self._stream(sql.edge_batches(rel_type), (), pa.schema(fields), batch_size)
 
     def transaction_batches(self, batch_size: int = 500_000) -> Iterator[pa.Table]:
-        schema = pa.schema(
-            [
-                ("txn_id", pa.string()),
-                ("from_nid", pa.int64()),
-                ("to_nid", pa.int64()),
-                ("amount", pa.float64()),
-                ("ts", pa.string()),
-                ("channel", pa.string()),
-            ]
-        )
-        return self._stream(sql.TXN_BATCHES, (), schema, batch_size)
+        """Stored transactions, one table per stored segment (`batch_size` is not used: a
+        segment is the unit). Columns: txn_id, from_nid, to_nid, amount, ts, channel, and
+        the provenance columns."""
+        for (body,) in self._conn.execute(sql.TXN_SEGMENTS).fetchall():
+            with pa.ipc.open_stream(body) as reader:
+                yield reader.read_all()
 
     # --- inferred facts -----------------------------------------------------------------------
     def _inferred_rows(self, rows: pa.Table) -> Iterator[tuple[Any, ...]]:
@@ -488,7 +550,7 @@ class SQLiteStore:
             else:
                 conn.executemany(sql.INFERRED_CLEAR_PREDICATE, [(p,) for p in predicates])
             conn.executemany(sql.INFERRED_INSERT, self._inferred_rows(rows))
-        return rows.num_rows
+        return int(rows.num_rows)
 
     def apply_inferred_delta(self, added: pa.Table, removed: pa.Table) -> None:
         conn = self._conn
@@ -564,6 +626,5 @@ class SQLiteStore:
             if keys is None:
                 return int(self._conn.execute(sql.DOC_DELETE_ALL, (collection,)).rowcount)
             return sum(
-                int(self._conn.execute(sql.DOC_DELETE_KEY, (collection, k)).rowcount)
-                for k in keys
+                int(self._conn.execute(sql.DOC_DELETE_KEY, (collection, k)).rowcount) for k in keys
             )

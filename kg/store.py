@@ -126,9 +126,9 @@ class GraphStore(Protocol):
     def count_transactions(self) -> int: ...
 
     # --- streaming reads for projections ----------------------------------------------
-    def node_batches(self, label: Label | None = None, batch_size: int = 500_000) -> Iterator[
-        pa.Table
-    ]:
+    def node_batches(
+        self, label: Label | None = None, batch_size: int = 500_000
+    ) -> Iterator[pa.Table]:
         """Columns `nid` (int64), `id`, `label`, then the label's properties."""
         ...
 

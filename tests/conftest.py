@@ -27,9 +27,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore
     from kg.neo4j_store import Neo4jStore
 
     neo4j_store = Neo4jStore(
-        uri, os.environ.get("RISKGRAPH_NEO4J_USER", "neo4j"), os.environ.get(
-            "RISKGRAPH_NEO4J_PASSWORD", ""
-        )
+        uri,
+        os.environ.get("RISKGRAPH_NEO4J_USER", "neo4j"),
+        os.environ.get("RISKGRAPH_NEO4J_PASSWORD", ""),
     )
     neo4j_store.wipe()
     yield neo4j_store

@@ -86,10 +86,17 @@ def test_rejects_name_the_source_file_line_and_column(tmp_path: Path) -> None:
     for path in SAMPLE.iterdir():
         (source / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     text = (source / "主要人员.csv").read_text(encoding="utf-8")
-    (source / "主要人员.csv").write_text(text + "91330304MA2J901232,周志强,330304196811093534,顾问\n", encoding="utf-8")
+    (source / "主要人员.csv").write_text(
+        text + "91330304MA2J901232,周志强,330304196811093534,顾问\n", encoding="utf-8"
+    )
     report = ingest_directory(SQLiteStore(tmp_path / "kg.db"), source, mapping=Path("cn-registry"))
     [reject] = report.rejects
-    assert (reject.file, reject.line, reject.column, reject.value) == ("主要人员.csv", 8, "职务", "顾问")
+    assert (reject.file, reject.line, reject.column, reject.value) == (
+        "主要人员.csv",
+        8,
+        "职务",
+        "顾问",
+    )
     assert reject.reason.startswith("not one of")
 
 
@@ -106,7 +113,9 @@ def test_mapping_naming_an_unknown_contract_column_is_refused(tmp_path: Path) ->
 def test_source_missing_a_mapped_column_fails_the_job(tmp_path: Path) -> None:
     source = tmp_path / "export"
     source.mkdir()
-    (source / "企业基本信息.csv").write_text("企业名称,统一社会信用代码\n甲,91330106MA2CE1234W\n", encoding="utf-8")
+    (source / "企业基本信息.csv").write_text(
+        "企业名称,统一社会信用代码\n甲,91330106MA2CE1234W\n", encoding="utf-8"
+    )
     store = SQLiteStore(tmp_path / "kg.db")
     with pytest.raises(IngestError, match="注册资本"):
         ingest_directory(store, source, mapping=Path("cn-registry"))

@@ -201,11 +201,15 @@ def test_streamed_edges_use_the_nids_of_streamed_nodes(store: GraphStore) -> Non
     _holdings(store)
     nid_of = {}
     for batch in store.node_batches(batch_size=2):
-        nid_of.update(zip(batch.column("id").to_pylist(), batch.column("nid").to_pylist()))
+        nid_of.update(
+            zip(batch.column("id").to_pylist(), batch.column("nid").to_pylist(), strict=True)
+        )
     assert len(nid_of) == 5 and len(set(nid_of.values())) == 5
     pairs = set()
     for batch in store.edge_batches(RelType.HOLDS_SHARES, batch_size=2):
-        pairs.update(zip(batch.column("src").to_pylist(), batch.column("dst").to_pylist()))
+        pairs.update(
+            zip(batch.column("src").to_pylist(), batch.column("dst").to_pylist(), strict=True)
+        )
     expected = {(nid_of["p1"], nid_of["c1"]), (nid_of["p2"], nid_of["c1"])}
     expected.add((nid_of["c1"], nid_of["c2"]))
     assert pairs == expected
