@@ -215,3 +215,7 @@ def _example_entity(db: Path) -> str:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
