@@ -156,6 +156,74 @@ def ingest(
 
 
 @app.command()
+def reason(
+    db: DbOption = DEFAULT_DB,
+    rdf: Annotated[
+        Path | None,
+        typer.Option(help="Materialise this RDF file (N-Triples or Turtle) instead of the store."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Where --rdf writes the closure.")] = None,
+) -> None:
+    """Infer the links nobody recorded (control, groups, related parties, shared identities)."""
+    if rdf is not None:
+        from reasoning.rdf import materialise_rdf
+
+        if out is None:
+            raise fail("--rdf needs --out for the closure")
+        summary = materialise_rdf(rdf, out)
+        console.print(f"[green]closure[/] of {rdf} written to {out}: {summary}")
+        return
+    with store_at(db) as store:
+        run_reasoning(store)
+
+
+def run_reasoning(store: GraphStore) -> None:
+    from reasoning.materialise import materialise
+
+    summary = materialise(store, progress=True)
+    table = Table(
+        title=f"reasoning: {summary.inferred:,} inferred facts in {summary.seconds:.1f} s"
+    )
+    table.add_column("predicate")
+    table.add_column("facts", justify="right")
+    for predicate, count in sorted(summary.per_predicate.items()):
+        table.add_row(predicate, f"{count:,}")
+    console.print(table)
+
+
+@app.command()
+def explain(
+    subject: Annotated[str, typer.Argument(help="Subject entity id (or alias).")],
+    predicate: Annotated[str, typer.Argument(help="Inferred predicate, e.g. controls.")],
+    object_: Annotated[str, typer.Argument(metavar="OBJECT", help="Object entity id.")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Print the derivation of an inferred link, down to the source rows (JSON)."""
+    import json
+
+    from reasoning.provenance import explain as explain_fact
+
+    with store_at(db, read_only=True) as store:
+        tree = explain_fact(store, subject, predicate, object_)
+    if tree is None:
+        raise fail(f"no inferred fact {predicate}({subject}, {object_}) in {db}")
+    typer.echo(json.dumps(tree.to_dict(), ensure_ascii=False, indent=2))
+
+
+@app.command()
+def export(
+    rdf: Annotated[Path, typer.Option(help="N-Triples file to write.")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Dump the knowledge graph (with inferred links) as RDF under the riskgraph ontology."""
+    from reasoning.rdf import export_rdf
+
+    with store_at(db, read_only=True) as store:
+        triples = export_rdf(store, rdf)
+    console.print(f"[green]{triples:,} triples[/] written to {rdf}")
+
+
+@app.command()
 def serve(
     db: DbOption = DEFAULT_DB,
     host: Annotated[str, typer.Option(envvar="RISKGRAPH_HOST")] = "127.0.0.1",
@@ -195,6 +263,8 @@ def demo(
     with store_at(db) as store:
         console.rule("2/4 ingest")
         run_ingest_command(store, data, None, None)
+        console.rule("3/4 reason")
+        run_reasoning(store)
     if serve_api:
         console.rule("serve")
         example_id = _example_entity(db)

@@ -59,6 +59,12 @@ def _column_values(table: pa.Table, name: str, kind: PropType | None = None) -> 
     return values
 
 
+def _arrow_column(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
+    if pa.types.is_boolean(type_):  # SQLite keeps booleans as 0/1
+        return pa.array([None if v is None else bool(v) for v in values], type_)
+    return pa.array(values, type=type_)
+
+
 def _extra_json(table: pa.Table, known: set[str]) -> list[str | None]:
     """Unknown columns are kept as properties: one JSON object per row, None when all null."""
     extra_cols = [c for c in table.column_names if c not in known]
@@ -502,7 +508,7 @@ class SQLiteStore:
                 columns = list(zip(*rows, strict=True))
                 yield pa.Table.from_arrays(
                     [
-                        pa.array(col, type=field.type)
+                        _arrow_column(col, field.type)
                         for col, field in zip(columns, schema, strict=True)
                     ],
                     schema=schema,

@@ -306,3 +306,14 @@ def test_documents_round_trip(store: GraphStore) -> None:
     assert store.delete_documents("runs", ["r2"]) == 1
     assert store.get_document("runs", "r2") is None
     assert store.get_document("other", "r1") is None
+
+
+def test_boolean_properties_stream_as_booleans(store: GraphStore) -> None:
+    _persons(store)
+    table = pa.concat_tables(store.node_batches(Label.COMPANY))
+    assert dict(
+        zip(table.column("id").to_pylist(), table.column("is_financial").to_pylist(), strict=True)
+    ) == {
+        "c1": False,
+        "c2": True,
+    }
