@@ -1,0 +1,213 @@
+"""Hand-worked banking cases for the shipped rules (reasoning/rules/banking.dl + ontology)."""
+
+from __future__ import annotations
+
+import pytest
+
+from reasoning.engine import Engine
+from reasoning.materialise import default_rules
+from reasoning.ownership import beneficial_owners, effective_ownership
+
+NAMES = ["P", "Q", "R", "A", "B", "C", "D", "E", "PHONE", "DEV", "BANK"]
+ID = {n: i for i, n in enumerate(NAMES)}
+PERSONS = ["P", "Q", "R"]
+
+
+class Bank:
+    """A tiny graph in engine facts, by entity name."""
+
+    def __init__(self) -> None:
+        self.engine = Engine(default_rules())
+        self.engine.add_facts("Person", [ID[p] for p in PERSONS])
+        self.engine.add_facts("Company", [ID[c] for c in ["A", "B", "C", "D", "E", "BANK"]])
+
+    def shares(self, holder: str, company: str, pct: float) -> Bank:
+        for pred in ("votingPct", "sharePct"):
+            self.engine.add_facts(pred, [ID[holder]], [ID[company]], [pct])
+        self.engine.add_facts("holdsShares", [ID[holder]], [ID[company]])
+        return self
+
+    def fact(self, pred: str, *names: str) -> Bank:
+        self.engine.add_facts(pred, *[[ID[n]] for n in names])
+        return self
+
+    def holds(self, pred: str, a: str, b: str) -> bool:
+        self.engine.run()
+        cols = self.engine.rows(pred)
+        pairs = set(zip(cols[0].tolist(), cols[1].tolist(), strict=True)) if cols else set()
+        return (ID[a], ID[b]) in pairs
+
+
+def test_majority_voting_gives_control_and_exactly_half_does_not() -> None:
+    bank = Bank().shares("P", "A", 50.5).shares("Q", "B", 50.0)
+    assert bank.holds("controls", "P", "A")
+    assert not bank.holds("controls", "Q", "B")
+
+
+def test_actual_controller_position_gives_control() -> None:
+    assert Bank().fact("actualControllerOf", "P", "A").holds("controls", "P", "A")
+
+
+def test_aggregated_voting_through_subsidiary_gives_control() -> None:
+    # 25% direct + 30% held by a controlled subsidiary = 55% > 50%
+    bank = Bank().shares("P", "C", 25).shares("P", "A", 60).shares("A", "C", 30)
+    assert bank.holds("controls", "P", "C")
+
+
+def test_votes_of_an_uncontrolled_company_do_not_count() -> None:
+    bank = Bank().shares("P", "C", 25).shares("P", "A", 40).shares("A", "C", 30)
+    assert not bank.holds("controls", "P", "C")
+
+
+def test_aggregation_uses_sums_not_path_products() -> None:
+    # P controls A (60%) which holds 51% of B: control of B, although 0.6 x 0.51 < 50%
+    bank = Bank().shares("P", "A", 60).shares("A", "B", 51)
+    assert bank.holds("controls", "P", "B")
+
+
+def test_recursive_aggregation_needs_control_found_in_an_earlier_round() -> None:
+    # P: 60% of A; A: 26% of B and P: 25% of B -> P controls B; then B's 20% + P's 31% of C
+    bank = (
+        Bank()
+        .shares("P", "A", 60)
+        .shares("A", "B", 26)
+        .shares("P", "B", 25)
+        .shares("B", "C", 20)
+        .shares("P", "C", 31)
+    )
+    assert bank.holds("controls", "P", "C")
+
+
+def test_cross_holdings_terminate_and_keep_control() -> None:
+    bank = Bank().shares("A", "B", 60).shares("B", "A", 60).shares("P", "A", 30)
+    assert bank.holds("controls", "A", "B")
+    assert bank.holds("controls", "B", "A")
+    assert not bank.holds("controls", "P", "A")
+
+
+def test_spouses_votes_are_summed_as_one_family_party() -> None:
+    bank = Bank().shares("P", "A", 30).shares("Q", "A", 30).fact("spouseOf", "P", "Q")
+    assert bank.holds("familyControls", "P", "A")
+    assert bank.holds("familyControls", "Q", "A")
+    assert not bank.holds("controls", "P", "A")
+
+
+def test_companies_controlled_by_spouses_are_connected_clients() -> None:
+    bank = Bank().shares("P", "A", 70).shares("Q", "B", 70).fact("spouseOf", "Q", "P")
+    assert bank.holds("connectedClient", "A", "B")
+    assert bank.holds("connectedClient", "B", "A")
+
+
+def test_companies_with_a_common_controller_are_connected_clients() -> None:
+    bank = Bank().shares("P", "A", 70).shares("P", "B", 51)
+    assert bank.holds("sameControllerAs", "A", "B")
+    assert bank.holds("connectedClient", "A", "B")
+    assert bank.holds("connectedClient", "P", "A")
+
+
+def test_unrelated_persons_companies_are_not_connected() -> None:
+    bank = Bank().shares("P", "A", 70).shares("R", "B", 70)
+    assert not bank.holds("connectedClient", "A", "B")
+
+
+def test_related_parties_of_a_company() -> None:
+    bank = (
+        Bank()
+        .shares("P", "BANK", 5)  # 5% shareholder
+        .shares("Q", "BANK", 4.9)  # below the 5% threshold
+        .fact("directorOf", "R", "BANK")
+        .fact("spouseOf", "R", "Q")  # a director's close relative
+        .shares("R", "D", 80)  # an entity the director controls
+    )
+    assert bank.holds("relatedParty", "P", "BANK")
+    assert bank.holds("relatedParty", "R", "BANK")
+    assert bank.holds("relatedParty", "Q", "BANK")
+    assert bank.holds("relatedParty", "D", "BANK")
+    assert not bank.holds("relatedParty", "A", "BANK")
+
+
+def test_shared_phone_and_device_link_different_customers_only() -> None:
+    bank = (
+        Bank()
+        .fact("hasPhone", "P", "PHONE")
+        .fact("hasPhone", "A", "PHONE")
+        .fact("usesDevice", "Q", "DEV")
+        .fact("usesDevice", "R", "DEV")
+    )
+    assert bank.holds("sharesPhone", "A", "P")
+    assert bank.holds("sharesIdentifier", "P", "A")
+    assert bank.holds("sharesDevice", "Q", "R")
+    assert not bank.holds("sharesPhone", "P", "P")
+
+
+def test_mutual_guarantee_needs_both_directions() -> None:
+    bank = Bank().fact("guarantees", "A", "B").fact("guarantees", "B", "A")
+    bank.fact("guarantees", "C", "D")
+    assert bank.holds("mutualGuarantee", "A", "B")
+    assert not bank.holds("mutualGuarantee", "C", "D")
+
+
+def test_effective_share_sums_path_products() -> None:
+    # P -60%-> A -55%-> B -30%-> C, and P holds 25% of C directly: 0.099 + 0.25
+    eff = effective_ownership(
+        [ID["P"], ID["A"], ID["B"], ID["P"]],
+        [ID["A"], ID["B"], ID["C"], ID["C"]],
+        [0.6, 0.55, 0.3, 0.25],
+        [ID["P"]],
+    )
+    got = dict(zip(eff.company.tolist(), eff.share.tolist(), strict=True))
+    assert got[ID["C"]] == pytest.approx(0.349)
+    assert got[ID["B"]] == pytest.approx(0.33)
+
+
+def test_cross_holding_is_solved_as_a_linear_system() -> None:
+    # A holds 20% of B, B 20% of A; P holds 80% of A, Q 80% of B
+    eff = effective_ownership(
+        [ID["A"], ID["B"], ID["P"], ID["Q"]],
+        [ID["B"], ID["A"], ID["A"], ID["B"]],
+        [0.2, 0.2, 0.8, 0.8],
+        [ID["P"], ID["Q"]],
+    )
+    got = {
+        (p, c): s
+        for p, c, s in zip(
+            eff.person.tolist(), eff.company.tolist(), eff.share.tolist(), strict=True
+        )
+    }
+    assert got[(ID["P"], ID["A"])] == pytest.approx(0.8 / 0.96)
+    assert got[(ID["P"], ID["B"])] == pytest.approx(0.16 / 0.96)
+    assert got[(ID["Q"], ID["B"])] == pytest.approx(0.8 / 0.96)
+
+
+def test_beneficial_owner_by_quarter_share_or_by_control() -> None:
+    eff = effective_ownership(
+        [ID["P"], ID["Q"], ID["R"]], [ID["A"], ID["A"], ID["A"]], [0.25, 0.24, 0.1], PERSONS_IDS
+    )
+    persons, companies = beneficial_owners(eff, ([ID["R"]], [ID["A"]]), PERSONS_IDS)
+    assert set(zip(persons.tolist(), companies.tolist(), strict=True)) == {
+        (ID["P"], ID["A"]),
+        (ID["R"], ID["A"]),
+    }
+
+
+PERSONS_IDS = [ID[p] for p in PERSONS]
+
+
+def test_sparse_series_agrees_with_the_linear_system_on_cross_holdings() -> None:
+    from reasoning import ownership
+
+    args = (
+        [ID["A"], ID["B"], ID["P"], ID["Q"], ID["B"]],
+        [ID["B"], ID["A"], ID["A"], ID["B"], ID["C"]],
+        [0.2, 0.2, 0.8, 0.8, 0.5],
+        [ID["P"], ID["Q"]],
+    )
+    exact = effective_ownership(*args)
+    budget = ownership._DENSE_BUDGET
+    ownership._DENSE_BUDGET = 0
+    try:
+        series = effective_ownership(*args)
+    finally:
+        ownership._DENSE_BUDGET = budget
+    assert series.person.tolist() == exact.person.tolist()
+    assert series.share == pytest.approx(exact.share, abs=1e-9)
