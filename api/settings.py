@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     limit_profile: Literal["china", "basel"] = "china"
+    # Directories the ingest job may read: only below this root.
+    data_root: Path = Path("data")
 
     @model_validator(mode="after")
     def _production_needs_real_credentials(self) -> Settings:

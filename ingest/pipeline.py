@@ -9,6 +9,7 @@ nodes and edges again (upserts), so nothing is duplicated.
 from __future__ import annotations
 
 import csv
+import tomllib
 import time
 import uuid
 from collections.abc import Callable
@@ -35,6 +36,10 @@ from ingest.readers import (
 from ingest.validate import Reject, validate_batch
 from kg.model import Label
 from kg.store import GraphStore
+
+# Where the bank parameters from `bank.toml` are kept in the store.
+BANK_COLLECTION = "bank"
+BANK_PARAMETERS_KEY = "parameters"
 
 # Rejects kept in the job record; the full list always goes to the CSV report.
 MAX_REJECTS_IN_RECORD = 1000
@@ -520,4 +525,24 @@ def ingest_directory(
         raise IngestError(str(exc)) from exc
     if not sources:
         raise IngestError(f"{directory}: no contract files (persons.csv, companies.csv, …) found")
-    return run_ingest(store, sources, source_label=str(directory), progress=progress)
+    bank = _bank_parameters(directory / "bank.toml")
+    report = run_ingest(store, sources, source_label=str(directory), progress=progress)
+    if bank is not None:
+        store.put_document(BANK_COLLECTION, BANK_PARAMETERS_KEY, bank)
+    return report
+
+
+def _bank_parameters(path: Path) -> dict[str, Any] | None:
+    """The bank's capital figures from `bank.toml` beside the data, checked before the job."""
+    if not path.exists():
+        return None
+    try:
+        with path.open("rb") as handle:
+            values = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise IngestError(f"{path.name}: not valid TOML ({exc})") from exc
+    for key in ("tier1_capital", "net_capital"):
+        value = values.get(key)
+        if value is not None and (not isinstance(value, int | float) or value <= 0):
+            raise IngestError(f"{path.name}: {key} must be a positive number of CNY")
+    return values

@@ -314,3 +314,18 @@ def test_utf8_bom_is_accepted(bank: Path, store: SQLiteStore) -> None:
     report = ingest_directory(store, bank)
     assert report.rejected == 0
     assert store.count_nodes(Label.COMPANY) == 2
+
+
+def test_bank_parameters_beside_the_data_are_kept_in_the_store(
+    bank: Path, store: SQLiteStore
+) -> None:
+    write(bank, "bank.toml", "tier1_capital = 5e9\nnet_capital = 6e9\n")
+    ingest_directory(store, bank)
+    assert store.get_document("bank", "parameters") == {"tier1_capital": 5e9, "net_capital": 6e9}
+
+
+def test_invalid_bank_parameters_fail_the_job(bank: Path, store: SQLiteStore) -> None:
+    write(bank, "bank.toml", "tier1_capital = -1\n")
+    with pytest.raises(IngestError, match="tier1_capital"):
+        ingest_directory(store, bank)
+    assert store.count_nodes() == 0
