@@ -9,8 +9,8 @@ nodes and edges again (upserts), so nothing is duplicated.
 from __future__ import annotations
 
 import csv
-import tomllib
 import time
+import tomllib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
