@@ -478,13 +478,16 @@ def _write(
         return
     if spec.extra_node is not None:
         label, id_col = spec.extra_node
-        distinct = pc.unique(table.column(id_col))
+        # A device's provenance is the first row that names it.
+        firsts = table.group_by(id_col, use_threads=False).aggregate([("_line", "min")])
+        distinct = firsts.column(id_col)
         store.upsert_nodes(
             label,
             pa.table(
                 {
                     "id": distinct,
                     "_source": pa.array([source] * len(distinct), pa.string()),
+                    "_line": firsts.column("_line_min"),
                     "_job": pa.array([table.column("_job")[0].as_py()] * len(distinct)),
                 }
             ),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -44,6 +45,9 @@ _ARROW_TYPES: dict[PropType, pa.DataType] = {
     "timestamp": pa.string(),
 }
 _WRITE_CHUNK = 50_000
+# From this many rows, a full replace of the inferred facts rebuilds the table's secondary
+# indexes after the load instead of maintaining them row by row.
+_BULK_INFERRED = 50_000
 
 
 def _column_values(table: pa.Table, name: str, kind: PropType | None = None) -> list[Any]:
@@ -401,7 +405,9 @@ class SQLiteStore:
         props = (
             _decode_props(columns, values, NODE_SCHEMAS[label].props) if values is not None else {}
         )
-        provenance = Provenance(source, int(line), job) if source is not None else None
+        provenance = (
+            Provenance(source, int(line), job) if source is not None and line is not None else None
+        )
         return Node(int(nid), str(node_id), label, props, provenance)
 
     def get_node(self, entity_id: str) -> Node | None:
@@ -544,16 +550,67 @@ class SQLiteStore:
                 yield reader.read_all()
 
     # --- inferred facts -----------------------------------------------------------------------
-    def _inferred_rows(self, rows: pa.Table) -> Iterator[tuple[Any, ...]]:
-        return zip(
-            _column_values(rows, "predicate"),
-            _column_values(rows, "src"),
-            _column_values(rows, "dst"),
-            _column_values(rows, "rule"),
-            _column_values(rows, "premises"),
-            _column_values(rows, "value"),
-            strict=True,
-        )
+    def _inferred_ends(self, rows: pa.Table) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Node ids of the `src` and `dst` of each row (-1 where the id names no node)."""
+        n = rows.num_rows
+        if n == 0:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        ends = pa.chunked_array(
+            [
+                *rows.column("src").cast(pa.string()).chunks,
+                *rows.column("dst").cast(pa.string()).chunks,
+            ],
+            pa.string(),
+        ).combine_chunks()
+        encoded = ends.dictionary_encode()
+        distinct: list[Any] = encoded.dictionary.to_pylist()
+        conn = self._conn
+        conn.execute(sql.INFERRED_STAGE_IDS_CREATE)
+        conn.execute(sql.INFERRED_STAGE_IDS_CLEAR)
+        conn.executemany(sql.INFERRED_STAGE_IDS_INSERT, enumerate(distinct))
+        resolved = np.array(conn.execute(sql.INFERRED_STAGE_IDS_RESOLVE).fetchall(), np.int64)
+        conn.execute(sql.INFERRED_STAGE_IDS_CLEAR)
+        nid_of = np.full(len(distinct), -1, np.int64)
+        if len(resolved):
+            nid_of[resolved[:, 0]] = resolved[:, 1]
+        indices = encoded.indices.to_numpy(zero_copy_only=False)
+        nids = np.where(indices >= 0, nid_of[np.maximum(indices, 0)], -1)
+        return nids[:n], nids[n:]
+
+    def _write_inferred(self, rows: pa.Table) -> int:
+        """Upsert rows in primary-key order, in bounded chunks; rows whose ends are not
+        nodes are skipped. Returns the number of rows written."""
+        src, dst = self._inferred_ends(rows)
+        known = np.flatnonzero((src >= 0) & (dst >= 0))
+        if not len(known):
+            return 0
+        predicate = rows.column("predicate").cast(pa.string()).take(pa.array(known))
+        keys = pa.table({"predicate": predicate, "src": src[known], "dst": dst[known]})
+        # Appending in key order fills the clustered B-tree page by page.
+        order = pc.sort_indices(
+            keys,
+            sort_keys=[("predicate", "ascending"), ("src", "ascending"), ("dst", "ascending")],
+        ).to_numpy()
+        rows_sorted = known[order]
+        src_sorted, dst_sorted = src[rows_sorted], dst[rows_sorted]
+        ordered = rows.take(pa.array(rows_sorted))
+        conn = self._conn
+        for start in range(0, len(rows_sorted), _WRITE_CHUNK):
+            stop = start + _WRITE_CHUNK
+            part = ordered.slice(start, _WRITE_CHUNK)
+            conn.executemany(
+                sql.INFERRED_INSERT,
+                zip(
+                    _column_values(part, "predicate"),
+                    src_sorted[start:stop].tolist(),
+                    dst_sorted[start:stop].tolist(),
+                    _column_values(part, "rule"),
+                    _column_values(part, "premises"),
+                    _column_values(part, "value"),
+                    strict=True,
+                ),
+            )
+        return len(rows_sorted)
 
     def replace_inferred(self, rows: pa.Table, predicates: Sequence[str] | None = None) -> int:
         conn = self._conn
@@ -562,22 +619,33 @@ class SQLiteStore:
                 conn.execute(sql.INFERRED_CLEAR_ALL)
             else:
                 conn.executemany(sql.INFERRED_CLEAR_PREDICATE, [(p,) for p in predicates])
-            conn.executemany(sql.INFERRED_INSERT, self._inferred_rows(rows))
+            rebuild = predicates is None and rows.num_rows >= _BULK_INFERRED
+            if rebuild:
+                for statement in sql.INFERRED_DROP_INDEXES:
+                    conn.execute(statement)
+            self._write_inferred(rows)
+            if rebuild:
+                for statement in sql.INFERRED_INDEXES:
+                    conn.execute(statement)
         return int(rows.num_rows)
 
     def apply_inferred_delta(self, added: pa.Table, removed: pa.Table) -> None:
         conn = self._conn
         with self.transaction():
-            conn.executemany(
-                sql.INFERRED_DELETE,
-                zip(
-                    _column_values(removed, "predicate"),
-                    _column_values(removed, "src"),
-                    _column_values(removed, "dst"),
-                    strict=True,
-                ),
-            )
-            conn.executemany(sql.INFERRED_INSERT, self._inferred_rows(added))
+            src, dst = self._inferred_ends(removed)
+            known = np.flatnonzero((src >= 0) & (dst >= 0))
+            if len(known):
+                predicate = removed.column("predicate").cast(pa.string())
+                conn.executemany(
+                    sql.INFERRED_DELETE,
+                    zip(
+                        predicate.take(pa.array(known)).to_pylist(),
+                        src[known].tolist(),
+                        dst[known].tolist(),
+                        strict=True,
+                    ),
+                )
+            self._write_inferred(added)
 
     def inferred_batches(
         self, predicate: str | None = None, batch_size: int = 500_000

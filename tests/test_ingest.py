@@ -329,3 +329,10 @@ def test_invalid_bank_parameters_fail_the_job(bank: Path, store: SQLiteStore) ->
     with pytest.raises(IngestError, match="tier1_capital"):
         ingest_directory(store, bank)
     assert store.count_nodes() == 0
+
+
+def test_a_device_points_at_the_first_row_that_names_it(bank: Path, store: SQLiteStore) -> None:
+    ingest_directory(store, bank)
+    device = store.get_node("D1")
+    assert device is not None and device.provenance is not None
+    assert (device.provenance.source, device.provenance.line) == ("devices.csv", 2)
