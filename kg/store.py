@@ -74,11 +74,13 @@ class GraphStore(Protocol):
     # --- writes ---------------------------------------------------------------------
     def upsert_nodes(self, label: Label, rows: pa.Table) -> int:
         """Insert or update nodes by `id`; properties of an existing node are merged
-        (non-null values win). Returns the number of rows written."""
+        (non-null values win). A node keeps the provenance of the row that created it.
+        Returns the number of rows written."""
         ...
 
     def upsert_edges(self, rel_type: RelType, rows: pa.Table) -> int:
-        """Insert or update edges by (src, dst, key). Both ends must exist."""
+        """Insert or update edges by (src, dst, key). Both ends must exist. An edge carries
+        the provenance of the latest row that wrote it."""
         ...
 
     def add_aliases(self, rows: pa.Table) -> int:
