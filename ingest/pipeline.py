@@ -368,7 +368,7 @@ def run_ingest(
     report = IngestReport(job_id=job_id, source=source_label)
     started = time.perf_counter()
     try:
-        with store.transaction():
+        with store.transaction(), store.bulk_load():
             resolver = _Resolver(store)
             for source in sources:
                 report.files.append(_load_file(store, source, resolver, report, job_id, progress))

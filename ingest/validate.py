@@ -15,11 +15,11 @@ import pyarrow.compute as pc
 
 from ingest.contract import Column, ContractFile
 from ingest.identifiers import (
-    normalise_address,
-    normalise_phone,
+    normalise_addresses,
+    normalise_phones,
     valid_region_code,
-    valid_resident_id,
-    valid_uscc,
+    valid_resident_ids,
+    valid_usccs,
 )
 
 _NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
@@ -97,13 +97,6 @@ def _per_distinct(values: pa.ChunkedArray, check: Callable[[str], bool]) -> np.n
     return _mask(pc.is_in(values, value_set=pa.array(failing, pa.string())))
 
 
-def _map_distinct(values: pa.ChunkedArray, fn: Callable[[str], str | None]) -> pa.Array:
-    distinct = pc.unique(values.drop_null())
-    mapped = pa.array([fn(v) for v in distinct.to_pylist()], pa.string())
-    index = pc.index_in(values, value_set=distinct)
-    return pc.take(mapped, index)
-
-
 def _parse_number(values: pa.ChunkedArray, column: Column, collector: RejectCollector) -> pa.Array:
     present = _mask(pc.is_valid(values))
     numeric = _mask(pc.match_substring_regex(values, _NUMBER))
@@ -146,7 +139,7 @@ def validate_batch(
             collector.add(_mask(pc.is_null(values)), name, "required value missing", None)
         out[name] = _validate_column(column, values, collector)
         if column.kind == "address":
-            out["address_norm"] = _map_distinct(values, normalise_address)
+            out["address_norm"] = normalise_addresses(values)
     if spec.name == "shareholdings" and "voting_pct" not in out and "share_pct" in out:
         out["voting_pct"] = out["share_pct"]
     elif spec.name == "shareholdings" and "share_pct" in out:
@@ -210,16 +203,16 @@ def _validate_column(
             return values
         case "resident_id":
             upper = pc.utf8_upper(values)
-            bad = _per_distinct(upper, valid_resident_id)
+            bad = present & ~valid_resident_ids(upper)
             collector.add(bad, name, "invalid resident id (GB 11643 check digit)", values)
             return upper
         case "uscc":
             upper = pc.utf8_upper(values)
-            bad = _per_distinct(upper, valid_uscc)
+            bad = present & ~valid_usccs(upper)
             collector.add(bad, name, "invalid USCC (GB 32100 check character)", values)
             return upper
         case "phone":
-            return _map_distinct(values, normalise_phone)
+            return normalise_phones(values)
         case "address":
             return values
         case "region_code":

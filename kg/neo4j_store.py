@@ -258,6 +258,11 @@ class Neo4jStore:
         self._schema_ready = False
 
     @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        # Neo4j maintains its indexes transactionally; there is nothing to defer.
+        yield
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
         local = self._local
         if getattr(local, "depth", 0):

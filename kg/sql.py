@@ -67,6 +67,15 @@ def _create_rel_table(rel_type: RelType) -> list[str]:
     ]
 
 
+# The secondary indexes of the inferred table; a bulk replace drops and rebuilds them, since
+# building an index from sorted rows beats millions of random B-tree inserts.
+INFERRED_INDEXES = (
+    "CREATE INDEX inferred_src ON inferred(src, predicate)",
+    "CREATE INDEX inferred_dst ON inferred(dst, predicate)",
+)
+INFERRED_DROP_INDEXES = ("DROP INDEX inferred_src", "DROP INDEX inferred_dst")
+
+
 def _schema_v1() -> list[str]:
     statements = [
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -83,8 +92,7 @@ def _schema_v1() -> list[str]:
         "CREATE TABLE inferred (predicate TEXT NOT NULL, src INTEGER NOT NULL, "
         "dst INTEGER NOT NULL, rule TEXT NOT NULL, premises TEXT NOT NULL, value REAL, "
         "PRIMARY KEY (predicate, src, dst)) WITHOUT ROWID",
-        "CREATE INDEX inferred_src ON inferred(src, predicate)",
-        "CREATE INDEX inferred_dst ON inferred(dst, predicate)",
+        *INFERRED_INDEXES,
         "CREATE TABLE documents (collection TEXT NOT NULL, key TEXT NOT NULL, "
         "body TEXT NOT NULL, updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ')), "
         "PRIMARY KEY (collection, key)) WITHOUT ROWID",
@@ -109,6 +117,11 @@ GET_META = "SELECT value FROM meta WHERE key = ?"
 SET_META = (
     "INSERT INTO meta(key, value) VALUES (?, ?) "
     "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+)
+# Non-unique indexes: a bulk load into an empty store drops them and builds them at the end.
+SECONDARY_INDEXES = (
+    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+    "AND sql NOT LIKE 'CREATE UNIQUE%' AND tbl_name NOT LIKE 'stage_%'"
 )
 TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 
@@ -320,17 +333,22 @@ def edge_batches(rel_type: RelType) -> str:
 # --- inferred facts -----------------------------------------------------------------------
 INFERRED_CLEAR_ALL = "DELETE FROM inferred"
 INFERRED_CLEAR_PREDICATE = "DELETE FROM inferred WHERE predicate = ?"
+# Ends arrive as entity ids; they are resolved once per distinct id through a staging table
+# (one indexed join), so rows are written with nids and no per-row lookups.
+INFERRED_STAGE_IDS_CREATE = (
+    "CREATE TEMP TABLE IF NOT EXISTS stage_inferred_ids (k INTEGER PRIMARY KEY, id TEXT NOT NULL)"
+)
+INFERRED_STAGE_IDS_CLEAR = "DELETE FROM stage_inferred_ids"
+INFERRED_STAGE_IDS_INSERT = "INSERT INTO stage_inferred_ids (k, id) VALUES (?, ?)"
+INFERRED_STAGE_IDS_RESOLVE = (
+    "SELECT s.k, n.nid FROM stage_inferred_ids s JOIN nodes n ON n.id = s.id"
+)
 INFERRED_INSERT = (
-    "INSERT INTO inferred (predicate, src, dst, rule, premises, value) "
-    "SELECT ?1, a.nid, b.nid, ?4, ?5, ?6 FROM nodes a, nodes b WHERE a.id = ?2 AND b.id = ?3 "
+    "INSERT INTO inferred (predicate, src, dst, rule, premises, value) VALUES (?, ?, ?, ?, ?, ?) "
     "ON CONFLICT(predicate, src, dst) DO UPDATE SET rule = excluded.rule, "
     "premises = excluded.premises, value = excluded.value"
 )
-INFERRED_DELETE = (
-    "DELETE FROM inferred WHERE predicate = ?1 "
-    "AND src = (SELECT nid FROM nodes WHERE id = ?2) "
-    "AND dst = (SELECT nid FROM nodes WHERE id = ?3)"
-)
+INFERRED_DELETE = "DELETE FROM inferred WHERE predicate = ? AND src = ? AND dst = ?"
 INFERRED_BATCHES_ALL = "SELECT predicate, src, dst, rule, value FROM inferred ORDER BY predicate"
 INFERRED_BATCHES_PREDICATE = (
     "SELECT predicate, src, dst, rule, value FROM inferred WHERE predicate = ?"

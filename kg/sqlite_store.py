@@ -180,6 +180,24 @@ class SQLiteStore:
             self._local.depth = 0
             self._local.job_cache = None
 
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        if getattr(self._local, "depth", 0) == 0:
+            raise StoreError("bulk_load() must run inside transaction()")
+        conn = self._conn
+        if self.count_nodes() > 0:
+            yield
+            return
+        # Building an index from sorted data at the end is far cheaper than millions of
+        # random B-tree inserts; the drop is part of the job's transaction, so a failed
+        # job rolls it back with everything else.
+        dropped = conn.execute(sql.SECONDARY_INDEXES).fetchall()
+        for name, _ in dropped:
+            conn.execute(f'DROP INDEX "{name}"')
+        yield
+        for _, create in dropped:
+            conn.execute(create)
+
     def _execute_write(self, conn: sqlite3.Connection, statement: str) -> None:
         try:
             conn.execute(statement)

@@ -71,6 +71,12 @@ class GraphStore(Protocol):
         """
         ...
 
+    def bulk_load(self) -> AbstractContextManager[None]:
+        """Inside `transaction()`: many rows follow. A store may defer index maintenance to
+        the end of the block (the SQLite store does when it is empty); semantics are
+        unchanged."""
+        ...
+
     # --- writes ---------------------------------------------------------------------
     def upsert_nodes(self, label: Label, rows: pa.Table) -> int:
         """Insert or update nodes by `id`; properties of an existing node are merged

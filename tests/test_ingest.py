@@ -336,3 +336,12 @@ def test_a_device_points_at_the_first_row_that_names_it(bank: Path, store: SQLit
     device = store.get_node("D1")
     assert device is not None and device.provenance is not None
     assert (device.provenance.source, device.provenance.line) == ("devices.csv", 2)
+
+
+def test_a_bulk_load_into_an_empty_store_rebuilds_every_index(
+    bank: Path, store: SQLiteStore, tmp_path: Path
+) -> None:
+    query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"
+    fresh = SQLiteStore(tmp_path / "fresh.db")
+    ingest_directory(store, bank)
+    assert store._conn.execute(query).fetchall() == fresh._conn.execute(query).fetchall()

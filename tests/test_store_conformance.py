@@ -317,3 +317,23 @@ def test_boolean_properties_stream_as_booleans(store: GraphStore) -> None:
         "c1": False,
         "c2": True,
     }
+
+
+def test_a_bulk_load_keeps_lookups_working(store: GraphStore) -> None:
+    with store.transaction(), store.bulk_load():
+        _persons(store)
+        _holdings(store)
+    assert [n.id for n in store.search("11010519491231002X")] == ["p1"]
+    assert store.find_nodes(Label.PERSON, "id_number", ["11010519491231002X"]) == {
+        "11010519491231002X": "p1"
+    }
+    assert len(store.neighbours("c1", RelType.HOLDS_SHARES, Direction.IN)) == 2
+
+
+def test_a_failed_bulk_load_leaves_the_store_as_it_was(store: GraphStore) -> None:
+    with pytest.raises(RuntimeError), store.transaction(), store.bulk_load():
+        _persons(store)
+        raise RuntimeError("job failed")
+    assert store.count_nodes() == 0
+    _persons(store)
+    assert [n.id for n in store.search("西湖")] == ["c1"]
