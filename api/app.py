@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.deps import RiskIndexHolder
 from api.errors import install_error_handlers
-from api.routers import entities
+from api.routers import control, entities, groups, guarantees, origination, related, reports
 from kg.store import GraphStore
+from risk.limits import BankParameters, load_bank_parameters
 
 
-def create_app(store: GraphStore) -> FastAPI:
-    """Build the API over an open store; the caller owns the store's lifetime."""
+def create_app(
+    store: GraphStore, params: BankParameters | None = None, *, preload_index: bool = True
+) -> FastAPI:
+    """Build the API over an open store; the caller owns the store's lifetime.
+
+    Args:
+        store: the graph store.
+        params: bank capital and limit profile; default: `bank.toml` in the working
+            directory and RISKGRAPH_* environment variables.
+        preload_index: load the risk index at start-up rather than on the first request.
+    """
+    bank_params = params if params is not None else load_bank_parameters("bank.toml")
+    holder = RiskIndexHolder(store, bank_params)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if preload_index:
+            holder.get()
+            # The index is long-lived: keep the collector from re-scanning its millions of
+            # objects on every full collection (pauses that would show in the p99).
+            gc.collect()
+            gc.freeze()
         yield
 
     app = FastAPI(
@@ -26,11 +46,22 @@ def create_app(store: GraphStore) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.store = store
+    app.state.params = bank_params
+    app.state.risk_index = holder
     install_error_handlers(app)
 
     @app.get("/health", tags=["service"])
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.include_router(entities.router)
+    for router in (
+        entities.router,
+        control.router,
+        groups.router,
+        guarantees.router,
+        related.router,
+        reports.router,
+        origination.router,
+    ):
+        app.include_router(router)
     return app

@@ -20,16 +20,19 @@ from risk.index import (
 )
 from risk.limits import BankParameters
 
+# Dependencies are coroutines: they only read app state, and a sync dependency would cost a
+# thread-pool hop per request on the hot path.
+
 # How often an API process looks for a newer risk index written by the nightly job.
 INDEX_RECHECK_SECONDS = 5.0
 
 
-def get_store(request: Request) -> GraphStore:
+async def get_store(request: Request) -> GraphStore:
     store: GraphStore = request.app.state.store
     return store
 
 
-def get_params(request: Request) -> BankParameters:
+async def get_params(request: Request) -> BankParameters:
     params: BankParameters = request.app.state.params
     return params
 
@@ -73,7 +76,7 @@ class RiskIndexHolder:
             return fresh
 
 
-def get_risk_index(request: Request) -> RiskIndex:
+async def get_risk_index(request: Request) -> RiskIndex:
     holder: RiskIndexHolder = request.app.state.risk_index
     return holder.get()
 
@@ -81,7 +84,7 @@ def get_risk_index(request: Request) -> RiskIndex:
 RiskIndexDep = Annotated[RiskIndex, Depends(get_risk_index)]
 
 
-def as_of_param(
+async def as_of_param(
     as_of: Annotated[
         date | None,
         Query(

@@ -25,7 +25,9 @@ def get_entity(entity_id: str, store: StoreDep) -> EntityPublic:
 @router.get("/search", response_model=SearchResultPublic)
 def search(
     store: StoreDep,
-    q: Annotated[str, Query(min_length=1, max_length=200, description="name, id, alias, id number or USCC")],
+    q: Annotated[
+        str, Query(min_length=1, max_length=200, description="name, id, alias, id number or USCC")
+    ],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> SearchResultPublic:
     """Entities by name (Chinese or latin substring), id, alias, resident id number or USCC."""
