@@ -54,7 +54,23 @@ class IncrementalReasoner:
     """
 
     def __init__(self, rules: Iterable[Rule]) -> None:
-        self.engine = Engine(rules)
+        self._setup(Engine(rules))
+        self.engine.run()  # rules without body atoms hold from the start
+
+    @classmethod
+    def adopt(cls, engine: Engine) -> IncrementalReasoner:
+        """Maintain an engine that already holds its fixpoint; its explicit rows are the base."""
+        reasoner = cls.__new__(cls)
+        reasoner._setup(engine)
+        for pred, rel in engine.relations.items():
+            rows = np.flatnonzero(rel.rule == EXPLICIT)
+            if len(rows):
+                base = reasoner._base(pred, rel.arity)
+                _append_unique(base, base.coerce([c[rows] for c in rel.cols]))
+        return reasoner
+
+    def _setup(self, engine: Engine) -> None:
+        self.engine = engine
         self.base: dict[str, Relation] = {}
         eng = self.engine
         self.head_preds = {r.head_pred for r in eng.rules}
@@ -66,7 +82,6 @@ class IncrementalReasoner:
             if not ok:
                 tainted |= stratum.preds
             self.incremental.append(ok)
-        eng.run()  # rules without body atoms hold from the start
 
     # --- explicit facts ---------------------------------------------------------------------------
     def _base(self, pred: str, arity: int) -> Relation:
@@ -104,7 +119,7 @@ class IncrementalReasoner:
             _append_unique(base, arrays)
             if len(base) > start:
                 added_explicit[pred] = [c[start:] for c in base.cols]
-        before = {p: _key_set(r) for p, r in eng.relations.items()}
+        before = {p: _Snapshot(r) for p, r in eng.relations.items()}
         removed_lower: dict[str, list[Array]] = {}
         # EDB-only predicates change directly
         for pred, cols in removed_explicit.items():
@@ -140,7 +155,7 @@ class IncrementalReasoner:
             if seed:
                 eng.run_stratum(stratum, seed)
         # the rest: recompute a stratum when an input changed
-        changed = {p for p, r in eng.relations.items() if not _same(before.get(p), _key_set(r))}
+        changed = {p for p, r in eng.relations.items() if _differs(before.get(p), r)}
         changed |= set(removed_explicit) | set(added_explicit)
         for stratum, inc in zip(eng.strata, self.incremental, strict=True):
             if inc:
@@ -148,9 +163,7 @@ class IncrementalReasoner:
             if not ((_inputs(eng, stratum) | stratum.preds) & changed):
                 continue
             self._recompute(stratum)
-            changed |= {
-                p for p in stratum.preds if not _same(before.get(p), _key_set(eng.relations[p]))
-            }
+            changed |= {p for p in stratum.preds if _differs(before.get(p), eng.relations[p])}
         return self._diff(before)
 
     # --- deletion -----------------------------------------------------------------------------
@@ -284,10 +297,13 @@ class IncrementalReasoner:
                 eng.add_facts(pred, *base.cols)
         eng.run_stratum(stratum)
 
-    def _diff(self, before: Mapping[str, Array]) -> Change:
+    def _diff(self, before: Mapping[str, _Snapshot]) -> Change:
         change = Change()
         for pred, rel in self.engine.relations.items():
-            old = before.get(pred)
+            snap = before.get(pred)
+            if snap is not None and snap.same_as(rel):
+                continue
+            old = snap.keys() if snap is not None else None
             new_rows = rel.live_rows()
             if not rel.cols:
                 continue
@@ -314,6 +330,44 @@ def _inputs(eng: Engine, stratum: Stratum) -> set[str]:
             elif isinstance(lit, Negation):
                 out.add(lit.atom.pred)
     return out - stratum.preds
+
+
+class _Snapshot:
+    """A relation as it was before an update, without copying it: rows are only appended
+    to new arrays or kept into new arrays, never changed in place, except the live flags."""
+
+    def __init__(self, rel: Relation) -> None:
+        self.rel_cols = rel.cols
+        self.fids = rel.fids
+        self.live = None if rel.live is None else rel.live.copy()
+        self.rel = rel
+        self._keys: Array | None = None
+
+    def same_as(self, rel: Relation) -> bool:
+        if rel.fids is not self.fids:
+            return False
+        if self.live is None or rel.live is None:
+            return self.live is None and rel.live is None
+        return bool(np.array_equal(self.live, rel.live))
+
+    def keys(self) -> Array:
+        if self._keys is None:
+            if not self.rel_cols:
+                self._keys = np.empty(0, np.int64)
+            else:
+                rows = (
+                    np.arange(len(self.fids), dtype=np.int64)
+                    if self.live is None
+                    else np.flatnonzero(self.live).astype(np.int64)
+                )
+                self._keys = np.sort(self.rel.keys([c[rows] for c in self.rel_cols]))
+        return self._keys
+
+
+def _differs(snap: _Snapshot | None, rel: Relation) -> bool:
+    if snap is None:
+        return len(rel) > 0
+    return not snap.same_as(rel) and not _same(snap.keys(), _key_set(rel))
 
 
 def _key_set(rel: Relation) -> Array:

@@ -34,13 +34,13 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kg.model import Label, RelType
+from kg.model import NODE_SCHEMAS, REL_SCHEMAS, Label, RelType
 from kg.store import GraphStore
-from reasoning.datalog import Aggregate, Rule, builtin_rules_path, load_rules
-from reasoning.engine import EXPLICIT, Engine, RunStats
+from reasoning.datalog import Comparison, Negation, Rule, builtin_rules_path, load_rules
+from reasoning.engine import EXPLICIT, Array, Engine, RunStats
 from reasoning.owl import compile_owl, load_ontology, ontology_rules
 from reasoning.ownership import beneficial_owners, effective_ownership
-from reasoning.provenance import DerivationTree
+from reasoning.premises import PremiseWriter, SourceChunk, SourceRefs, json_quote
 
 IntArray = npt.NDArray[np.int64]
 
@@ -63,6 +63,13 @@ IDENTIFIER_PROPS: dict[str, str] = {
     "phone": "hasPhone",
     "address_norm": "hasAddress",
     "id_number": "hasIdNumber",
+}
+# The predicates each relationship type is loaded as.
+EDGE_PREDICATES: dict[RelType, frozenset[str]] = {
+    **{t: frozenset({p}) for t, p in SIMPLE_EDGES.items()},
+    RelType.HOLDS_SHARES: frozenset({"holdsShares", "votingPct", "sharePct"}),
+    RelType.HOLDS_POSITION: frozenset({"holdsPosition", *ROLE_PREDICATES.values()}),
+    RelType.RELATIVE_OF: frozenset({"relativeOf", "spouseOf", "siblingOf", "parentOf"}),
 }
 OWNERSHIP_RULE = "ownership:effective_share"
 UBO_RULE = "ownership:beneficial_owner"
@@ -92,6 +99,7 @@ class ReasoningSummary:
     iterations: int = 0
     seconds: float = 0.0
     per_predicate: dict[str, int] = field(default_factory=dict)
+    stages: dict[str, float] = field(default_factory=dict)  # seconds by stage
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,47 +109,48 @@ class ReasoningSummary:
             "iterations": self.iterations,
             "seconds": round(self.seconds, 3),
             "per_predicate": dict(sorted(self.per_predicate.items())),
+            "stages": {k: round(v, 3) for k, v in self.stages.items()},
         }
-
-
-@dataclass(slots=True)
-class _SourceRefs:
-    """For one input predicate: fid -> the stored edge or node a fact came from."""
-
-    refs: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 class KnowledgeGraphFacts:
     """The stored graph loaded into an engine, with the maps back to ids and sources."""
 
     def __init__(self, rules: Sequence[Rule]) -> None:
-        self.engine = Engine(rules)
         # stored predicates: the ontology's properties; rule helpers are embedded in premises
         self.outputs = compile_owl(load_ontology()).properties
-        self.ids: npt.NDArray[np.object_] = np.empty(0, object)
+        # Rules and inputs that cannot reach a stored fact are left out: the ontology's
+        # domain and range axioms type every account and loan, which nothing stores or uses.
+        # (`sharePct` also feeds effective ownership, which is solved outside the rules)
+        self.needed = relevant_predicates(rules, self.outputs) | {"sharePct"}
+        self.engine = Engine([r for r in rules if r.head_pred in self.needed])
+        self.ids: pa.Array = pa.array([], pa.string())  # entity id by nid (null: no node)
         self.labels: dict[Label, IntArray] = {}
         self.symbol_base = 0
-        self.symbols: list[str] = []
-        self.sources: dict[str, _SourceRefs] = {}
+        self.symbols: pa.Array = pa.array([], pa.string())
+        self.sources: dict[str, SourceRefs] = {}
         self.shares: list[tuple[IntArray, IntArray, npt.NDArray[np.float64]]] = []
         self.facts_in = 0
-        self._agg_cache: dict[int, dict[tuple[Any, ...], list[tuple[str, int]]]] = {}
+        self._entity_json: pa.Array | None = None
 
     # --- loading --------------------------------------------------------------------------------
-    def add(self, pred: str, refs: Iterable[dict[str, Any]] | None, *cols: npt.ArrayLike) -> None:
+    def add(self, pred: str, source: SourceChunk | None, *cols: npt.ArrayLike) -> IntArray:
+        """Assert explicit facts; `source` (its fids left empty) says where they came from."""
+        if pred not in self.needed:
+            return np.empty(0, np.int64)
         fids = self.engine.add_facts(pred, *cols)
         self.facts_in += len(fids)
-        if refs is None:
-            return
-        table = self.sources.setdefault(pred, _SourceRefs()).refs
-        for fid, ref in zip(fids.tolist(), refs, strict=True):
-            table.setdefault(fid, ref)
+        if source is not None and len(fids):
+            source.fids = fids
+            self.sources.setdefault(pred, SourceRefs()).add(source)
+        return fids
 
     def load(self, store: GraphStore) -> None:
         nid_parts: list[IntArray] = []
-        id_parts: list[Any] = []
+        id_parts: list[pa.ChunkedArray] = []
         props: dict[str, tuple[list[IntArray], list[Any]]] = {p: ([], []) for p in IDENTIFIER_PROPS}
-        for label in Label:
+        labels = self._needed_labels()
+        for label in labels:
             nids_l: list[IntArray] = []
             for batch in store.node_batches(label):
                 nid = batch.column("nid").to_numpy().astype(np.int64)
@@ -155,103 +164,78 @@ class KnowledgeGraphFacts:
             self.labels[label] = np.concatenate(nids_l) if nids_l else np.empty(0, np.int64)
         all_nids = np.concatenate(nid_parts) if nid_parts else np.empty(0, np.int64)
         size = int(all_nids.max()) + 1 if len(all_nids) else 0
-        self.ids = np.empty(size, object)
-        if len(all_nids):
-            self.ids[all_nids] = pa.chunked_array(id_parts).to_numpy(zero_copy_only=False)
+        position = np.full(size, -1, np.int64)
+        position[all_nids] = np.arange(len(all_nids), dtype=np.int64)
+        all_ids = (
+            pa.chunked_array([c for part in id_parts for c in part.chunks], pa.string())
+            .combine_chunks()
+            .cast(pa.string())
+        )
+        self.ids = all_ids.take(pa.array(position, mask=position < 0))
         self.symbol_base = size
         for label, nids in self.labels.items():
             if len(nids):
-                ids = self.ids[nids]
-                self.add(label.value, ({"kind": "node", "id": i} for i in ids), nids)
-        for prop, pred in IDENTIFIER_PROPS.items():
-            nids_p, values_p = props[prop]
+                self.add(label.value, SourceChunk(_NO_FIDS, nids), nids)
+        self._load_identifiers(props)
+        for rel_type in RelType:
+            if self.needs_edges(rel_type):
+                for batch in store.edge_batches(rel_type):
+                    self._add_edges(rel_type, batch)
+
+    def needs_edges(self, rel_type: RelType) -> bool:
+        # shareholdings also feed effective ownership, which is solved outside the rules
+        return rel_type is RelType.HOLDS_SHARES or bool(EDGE_PREDICATES[rel_type] & self.needed)
+
+    def _needed_labels(self) -> list[Label]:
+        """Labels whose nodes can appear in a fact: used as classes, carrying identifiers,
+        or at an end of a needed relationship (their ids are needed for the output)."""
+        out = []
+        for label in Label:
+            ends = any(
+                label in REL_SCHEMAS[t].src_labels | REL_SCHEMAS[t].dst_labels
+                for t in RelType
+                if self.needs_edges(t)
+            )
+            props = any(
+                IDENTIFIER_PROPS[p] in self.needed
+                for p in IDENTIFIER_PROPS
+                if p in NODE_SCHEMAS[label].props
+            )
+            if label.value in self.needed or ends or props:
+                out.append(label)
+        return out
+
+    def _load_identifiers(self, props: dict[str, tuple[list[IntArray], list[Any]]]) -> None:
+        """Identifier properties as (node, value) facts; values are interned as one symbol
+        space, so a phone equal to another customer's phone is the same constant."""
+        found: list[tuple[str, IntArray, pa.Array]] = []
+        for prop, (nids_p, values_p) in props.items():
             if not nids_p:
                 continue
             nid = np.concatenate(nids_p)
-            values = pa.chunked_array(values_p)
-            valid = values.is_valid().to_numpy(zero_copy_only=False)
-            text = pc.utf8_trim_whitespace(values.filter(pa.array(valid)))
-            nid = nid[valid]
-            nonempty = pc.utf8_length(text).to_numpy(zero_copy_only=False) > 0
-            text = text.filter(pa.array(nonempty))
-            nid = nid[nonempty]
-            codes = self._intern(text)
-            ids = self.ids[nid]
-            self.add(pred, ({"kind": "node", "id": i, "prop": prop} for i in ids), nid, codes)
-        for rel_type in RelType:
-            for batch in store.edge_batches(rel_type):
-                self._add_edges(rel_type, batch)
-
-    def _intern(self, values: Any) -> IntArray:
-        encoded = values.combine_chunks().dictionary_encode()
-        dictionary: list[str] = encoded.dictionary.to_pylist()
-        known = {s: i for i, s in enumerate(self.symbols)}
-        mapping = np.empty(len(dictionary), np.int64)
-        for k, s in enumerate(dictionary):
-            if s not in known:
-                known[s] = len(self.symbols)
-                self.symbols.append(s)
-            mapping[k] = known[s]
-        indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)
-        out: IntArray = mapping[indices] + self.symbol_base
-        return out
+            values = pa.chunked_array(
+                [c for part in values_p for c in part.chunks], pa.string()
+            ).combine_chunks()
+            text = pc.utf8_trim_whitespace(values)
+            keep = pc.fill_null(pc.greater(pc.utf8_length(text), 0), False)
+            mask = keep.to_numpy(zero_copy_only=False)
+            found.append((prop, nid[mask], text.filter(keep)))
+        if not found:
+            return
+        encoded = pa.concat_arrays([t for _, _, t in found]).dictionary_encode()
+        self.symbols = encoded.dictionary
+        codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)
+        start = 0
+        for prop, nid, text in found:
+            part = codes[start : start + len(text)] + self.symbol_base
+            start += len(text)
+            self.add(IDENTIFIER_PROPS[prop], SourceChunk(_NO_FIDS, nid, prop=prop), nid, part)
 
     def _add_edges(self, rel_type: RelType, batch: pa.Table) -> None:
-        src = batch.column("src").to_numpy().astype(np.int64)
-        dst = batch.column("dst").to_numpy().astype(np.int64)
-        keys = batch.column("key").to_pylist()
-        src_ids, dst_ids = self.ids[src], self.ids[dst]
-
-        def refs(mask: npt.NDArray[np.bool_] | None = None) -> list[dict[str, Any]]:
-            rows = range(len(src)) if mask is None else np.flatnonzero(mask).tolist()
-            return [
-                {
-                    "kind": "edge",
-                    "type": rel_type.value,
-                    "src": src_ids[i],
-                    "dst": dst_ids[i],
-                    "key": keys[i] or "",
-                }
-                for i in rows
-            ]
-
-        if rel_type in SIMPLE_EDGES:
-            self.add(SIMPLE_EDGES[rel_type], refs(), src, dst)
-        elif rel_type is RelType.HOLDS_SHARES:
-            share = _floats(batch, "share_pct")
-            voting = _floats(batch, "voting_pct")
-            voting = np.where(np.isnan(voting), share, voting)
-            all_refs = refs()
-            self.add("holdsShares", all_refs, src, dst)
-            ok = ~np.isnan(voting)
-            self.add("votingPct", _pick(all_refs, ok), src[ok], dst[ok], voting[ok])
-            ok = ~np.isnan(share)
-            self.add("sharePct", _pick(all_refs, ok), src[ok], dst[ok], share[ok])
-            self.shares.append((src[ok], dst[ok], share[ok] / 100.0))
-        elif rel_type is RelType.HOLDS_POSITION:
-            roles = np.array(
-                [r or k for r, k in zip(_strings(batch, "role"), keys, strict=True)], object
-            )
-            all_refs = refs()
-            self.add("holdsPosition", all_refs, src, dst)
-            for role, pred in ROLE_PREDICATES.items():
-                m = roles == role
-                if m.any():
-                    self.add(pred, _pick(all_refs, m), src[m], dst[m])
-        elif rel_type is RelType.RELATIVE_OF:
-            relation = np.array(_strings(batch, "relation"), object)
-            all_refs = refs()
-            self.add("relativeOf", all_refs, src, dst)
-            for name, pred in (("spouse", "spouseOf"), ("sibling", "siblingOf")):
-                m = relation == name
-                if m.any():
-                    self.add(pred, _pick(all_refs, m), src[m], dst[m])
-            m = relation == "parent"  # dst is src's parent
-            if m.any():
-                self.add("parentOf", _pick(all_refs, m), dst[m], src[m])
-            m = relation == "child"  # dst is src's child
-            if m.any():
-                self.add("parentOf", _pick(all_refs, m), src[m], dst[m])
+        for pred, source, cols in edge_facts(rel_type, batch):
+            if pred == "sharePct":
+                self.shares.append((cols[0], cols[1], cols[2] / 100.0))
+            self.add(pred, source, *cols)
 
     # --- output ---------------------------------------------------------------------------------
     def writable(self, pred: str) -> bool:
@@ -264,124 +248,56 @@ class KnowledgeGraphFacts:
         kinds = [c.dtype.kind for c in rel.cols]
         return kinds in (["i", "i"], ["i", "i", "f"])
 
-    def entity(self, value: Any) -> Any:
-        v = int(value)
-        if 0 <= v < len(self.ids) and self.ids[v] is not None:
-            return self.ids[v]
-        if v >= self.symbol_base and v - self.symbol_base < len(self.symbols):
-            return self.symbols[v - self.symbol_base]
-        return v
+    def entity_json(self) -> pa.Array:
+        """JSON text of every engine constant by value: node ids, then interned symbols."""
+        if self._entity_json is None:
+            self._entity_json = pa.concat_arrays([json_quote(self.ids), json_quote(self.symbols)])
+        return self._entity_json
 
-    def premise(self, pred: str, fid: int, depth: int = 0) -> dict[str, Any]:
-        """The premise dict for one fact (see `reasoning.provenance`)."""
-        eng = self.engine
-        row = eng.fid_row(pred, fid)
-        rel = eng.relations[pred]
-        if row < 0:
-            return {"kind": "derived", "predicate": pred, "args": [], "rule": None}
-        rule_index = int(rel.rule[row])
-        if rule_index == EXPLICIT:
-            ref = self.sources.get(pred, _SourceRefs()).refs.get(fid)
-            if ref is not None:
-                return ref
-        args = [c[row].item() for c in rel.cols]
-        if rule_index != EXPLICIT and self.writable(pred):
-            return {
-                "kind": "inferred",
-                "predicate": pred,
-                "src": self.entity(args[0]),
-                "dst": self.entity(args[1]),
-            }
-        out: dict[str, Any] = {
-            "kind": "derived",
-            "predicate": pred,
-            "args": [
-                self.entity(a) if rel.cols[k].dtype.kind == "i" else a for k, a in enumerate(args)
-            ],
-            "rule": None if rule_index == EXPLICIT else eng.rules[rule_index].id,
-        }
-        if rule_index != EXPLICIT and depth < 32:
-            out["premises"] = [
-                self.premise(p, f, depth + 1) for p, f in self.premises_of(pred, row)
-            ]
-        return out
+    def premise_writer(self) -> PremiseWriter:
+        return PremiseWriter(self.engine, self.sources, self.entity_json(), self.writable)
 
-    def premises_of(self, pred: str, row: int) -> list[tuple[str, int]]:
-        rel = self.engine.relations[pred]
-        rule = self.engine.rules[int(rel.rule[row])]
-        if rule.aggregate is not None:
-            return self._aggregate_contributors(int(rel.rule[row]), pred, row)
-        return [
-            (atom.pred, int(rel.premises[row, slot]))
-            for slot, atom in enumerate(rule.positives)
-            if rel.premises[row, slot] >= 0
-        ]
-
-    def _aggregate_contributors(
-        self, rule_index: int, pred: str, row: int
-    ) -> list[tuple[str, int]]:
-        cache = self._agg_cache.get(rule_index)
-        rule = self.engine.rules[rule_index]
-        if cache is None:
-            _, _, bind = self.engine.aggregate_groups(rule_index)
-            group_vars = [
-                t.name
-                for t in rule.head_args
-                if not isinstance(t, Aggregate) and hasattr(t, "name")
-            ]
-            groups: dict[tuple[Any, ...], list[tuple[str, int]]] = {}
-            cols = [bind.vars[v].tolist() for v in group_vars]
-            fid_cols = [bind.fids[s].tolist() for s in range(len(rule.positives))]
-            for r in range(bind.n):
-                key = tuple(c[r] for c in cols)
-                groups.setdefault(key, []).extend(
-                    (atom.pred, fid_cols[s][r]) for s, atom in enumerate(rule.positives)
-                )
-            cache = self._agg_cache[rule_index] = groups
-        rel = self.engine.relations[pred]
-        key = tuple(
-            rel.cols[k][row].item()
-            for k, t in enumerate(rule.head_args)
-            if not isinstance(t, Aggregate)
-        )
-        return cache.get(key, [])
-
-    def inferred_table(self) -> pa.Table:
-        self._agg_cache = {}
+    def inferred_table(self, writer: PremiseWriter | None = None) -> pa.Table:
+        """Every derived fact of a stored predicate, with one derivation, plus ownership."""
+        writer = writer or self.premise_writer()
         parts: list[pa.Table] = []
         for pred, rel in self.engine.relations.items():
             if not self.writable(pred):
                 continue
             rows = rel.live_rows()
             rows = rows[rel.rule[rows] != EXPLICIT]
-            if not len(rows):
-                continue
-            src = self.ids[rel.cols[0][rows]]
-            dst = self.ids[rel.cols[1][rows]]
-            value = rel.cols[2][rows] if rel.arity == 3 else np.full(len(rows), np.nan)
-            rules = [self.engine.rules[i].id for i in rel.rule[rows].tolist()]
-            premises = [
-                json.dumps(
-                    [self.premise(p, f) for p, f in self.premises_of(pred, r)],
-                    ensure_ascii=False,
-                )
-                for r in rows.tolist()
-            ]
-            parts.append(
-                pa.table(
-                    {
-                        "predicate": pa.array([pred] * len(rows), pa.string()),
-                        "src": pa.array(src, pa.string()),
-                        "dst": pa.array(dst, pa.string()),
-                        "rule": pa.array(rules, pa.string()),
-                        "premises": pa.array(premises, pa.string()),
-                        "value": pa.array(value, pa.float64(), from_pandas=True),
-                    },
-                    schema=INFERRED_SCHEMA,
-                )
-            )
+            parts.append(self.rows_table(writer, pred, rows))
         parts.append(self.ownership_table())
-        return pa.concat_tables(parts) if parts else INFERRED_SCHEMA.empty_table()
+        return pa.concat_tables(parts)
+
+    def rows_table(self, writer: PremiseWriter, pred: str, rows: IntArray) -> pa.Table:
+        """Rows of one stored predicate in the store's inferred layout."""
+        rel = self.engine.relations[pred]
+        # only facts between nodes can be stored
+        on_nodes = np.ones(len(rows), bool)
+        for col in rel.cols[:2]:
+            values = col[rows]
+            on_nodes &= (values >= 0) & (values < self.symbol_base)
+        rows = rows[on_nodes]
+        if not len(rows):
+            return INFERRED_SCHEMA.empty_table()
+        rule_ids = pa.array([r.id for r in self.engine.rules], pa.string())
+        value = rel.cols[2][rows] if rel.arity == 3 else None
+        return pa.table(
+            {
+                "predicate": pa.array([pred], pa.string()).take(
+                    pa.array(np.zeros(len(rows), np.int64))
+                ),
+                "src": self.ids.take(pa.array(rel.cols[0][rows])),
+                "dst": self.ids.take(pa.array(rel.cols[1][rows])),
+                "rule": rule_ids.take(pa.array(rel.rule[rows].astype(np.int64))),
+                "premises": writer.lists(pred, rows).cast(pa.string()),
+                "value": pa.nulls(len(rows), pa.float64())
+                if value is None
+                else pa.array(value, pa.float64()),
+            },
+            schema=INFERRED_SCHEMA,
+        )
 
     def ownership_table(self) -> pa.Table:
         """Effective shares (percent) of natural persons and their UBO facts."""
@@ -406,24 +322,78 @@ class KnowledgeGraphFacts:
             ]
         )
         n, m = len(eff.person), len(ubo_p)
+        constant = np.zeros(n + m, np.int64)
+        constant[n:] = 1
         return pa.table(
             {
-                "predicate": ["effectiveShare"] * n + ["beneficialOwnerOf"] * m,
-                "src": list(self.ids[eff.person]) + list(self.ids[ubo_p]),
-                "dst": list(self.ids[eff.company]) + list(self.ids[ubo_c]),
-                "rule": [OWNERSHIP_RULE] * n + [UBO_RULE] * m,
-                "premises": [share_rule] * n + ["[]"] * m,
-                "value": (eff.share * 100.0).tolist() + [None] * m,
+                "predicate": pa.array(["effectiveShare", "beneficialOwnerOf"]).take(constant),
+                "src": self.ids.take(pa.array(np.concatenate([eff.person, ubo_p]))),
+                "dst": self.ids.take(pa.array(np.concatenate([eff.company, ubo_c]))),
+                "rule": pa.array([OWNERSHIP_RULE, UBO_RULE]).take(constant),
+                "premises": pa.array([share_rule, "[]"]).take(constant),
+                "value": pa.array(
+                    np.concatenate([eff.share * 100.0, np.full(m, np.nan)]),
+                    pa.float64(),
+                    from_pandas=True,
+                ),
             },
             schema=INFERRED_SCHEMA,
         )
 
-    def describe(self, pred: str, fid: int) -> DerivationTree | None:
-        ref = self.sources.get(pred, _SourceRefs()).refs.get(fid)
-        if ref is None:
-            return None
-        args = [ref.get("src", ref.get("id")), ref.get("dst", ref.get("prop"))]
-        return DerivationTree(ref.get("type", pred), args, rule="source")
+
+_NO_FIDS = np.empty(0, np.int64)
+
+
+EdgeFacts = tuple[str, SourceChunk, tuple[Array, ...]]
+
+
+def edge_facts(rel_type: RelType, batch: pa.Table) -> list[EdgeFacts]:
+    """The input facts a batch of stored edges (integer ends) stands for, with their source."""
+    src = batch.column("src").to_numpy().astype(np.int64)
+    dst = batch.column("dst").to_numpy().astype(np.int64)
+    keys = batch.column("key").combine_chunks()
+    out: list[EdgeFacts] = []
+
+    def add(pred: str, mask: npt.NDArray[np.bool_] | None, *cols: Array) -> None:
+        chunk = SourceChunk(_NO_FIDS, src, dst, rel_type.value, keys)
+        if mask is not None:
+            chunk = chunk.take(np.flatnonzero(mask))
+        out.append((pred, chunk, tuple(cols)))
+
+    if rel_type in SIMPLE_EDGES:
+        add(SIMPLE_EDGES[rel_type], None, src, dst)
+    elif rel_type is RelType.HOLDS_SHARES:
+        share = _floats(batch, "share_pct")
+        voting = _floats(batch, "voting_pct")
+        voting = np.where(np.isnan(voting), share, voting)
+        add("holdsShares", None, src, dst)
+        ok = ~np.isnan(voting)
+        add("votingPct", ok, src[ok], dst[ok], voting[ok])
+        ok = ~np.isnan(share)
+        add("sharePct", ok, src[ok], dst[ok], share[ok])
+    elif rel_type is RelType.HOLDS_POSITION:
+        role = _strings(batch, "role")
+        # a position without a role column is keyed by its role
+        roles = pc.if_else(pc.fill_null(pc.greater(pc.utf8_length(role), 0), False), role, keys)
+        add("holdsPosition", None, src, dst)
+        for name, pred in ROLE_PREDICATES.items():
+            m = _equals(roles, name)
+            if m.any():
+                add(pred, m, src[m], dst[m])
+    elif rel_type is RelType.RELATIVE_OF:
+        relation = _strings(batch, "relation")
+        add("relativeOf", None, src, dst)
+        for name, pred in (("spouse", "spouseOf"), ("sibling", "siblingOf")):
+            m = _equals(relation, name)
+            if m.any():
+                add(pred, m, src[m], dst[m])
+        m = _equals(relation, "parent")  # dst is src's parent
+        if m.any():
+            add("parentOf", m, dst[m], src[m])
+        m = _equals(relation, "child")  # dst is src's child
+        if m.any():
+            add("parentOf", m, src[m], dst[m])
+    return out
 
 
 def _floats(batch: pa.Table, name: str) -> npt.NDArray[np.float64]:
@@ -433,15 +403,38 @@ def _floats(batch: pa.Table, name: str) -> npt.NDArray[np.float64]:
     return np.asarray(col.to_numpy(zero_copy_only=False), np.float64)
 
 
-def _strings(batch: pa.Table, name: str) -> list[Any]:
+def _strings(batch: pa.Table, name: str) -> pa.Array:
     if name not in batch.column_names:
-        return [None] * batch.num_rows
-    values: list[Any] = batch.column(name).to_pylist()
-    return values
+        return pa.nulls(batch.num_rows, pa.string())
+    return batch.column(name).combine_chunks().cast(pa.string())
 
 
-def _pick(items: list[dict[str, Any]], mask: npt.NDArray[np.bool_]) -> list[dict[str, Any]]:
-    return [items[i] for i in np.flatnonzero(mask).tolist()]
+def _equals(values: pa.Array, text: str) -> npt.NDArray[np.bool_]:
+    mask = pc.fill_null(pc.equal(values, text), False)
+    return np.asarray(mask.to_numpy(zero_copy_only=False), bool)
+
+
+def relevant_predicates(rules: Sequence[Rule], outputs: Iterable[str]) -> set[str]:
+    """Predicates a stored fact can depend on: the heads that are stored (ontology
+    properties, and entity-entity-number facts such as `votingPower`), and, recursively,
+    every predicate in the body of a rule for one of them."""
+    heads: dict[str, list[Rule]] = {}
+    for rule in rules:
+        heads.setdefault(rule.head_pred, []).append(rule)
+    stored = set(outputs)
+    todo = [p for p, rs in heads.items() if p in stored or any(len(r.head_args) == 3 for r in rs)]
+    needed = set(todo)
+    while todo:
+        pred = todo.pop()
+        for rule in heads.get(pred, []):
+            for lit in rule.body:
+                if isinstance(lit, Comparison):
+                    continue
+                atom = lit.atom if isinstance(lit, Negation) else lit
+                if atom.pred not in needed:
+                    needed.add(atom.pred)
+                    todo.append(atom.pred)
+    return needed
 
 
 def load_graph(store: GraphStore, rules: Sequence[Rule] | None = None) -> KnowledgeGraphFacts:
@@ -477,9 +470,20 @@ def materialise(
         if progress:
             print(f"[reason {time.perf_counter() - start:7.2f}s] {msg}", file=sys.stderr)
 
+    stages: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def stage(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        stages[name] = now - mark
+        mark = now
+
     kg = load_graph(store, rules)
+    stage("load")
     say(f"loaded {kg.facts_in} facts")
     stats: RunStats = kg.engine.run()
+    stage("fixpoint")
     say(f"fixpoint: {stats.derived} facts in {stats.iterations} rounds")
     table = kg.inferred_table()
     if not ownership:
@@ -491,15 +495,19 @@ def materialise(
                 )
             )
         )
+    stage("premises")
     say(f"writing {table.num_rows} inferred facts")
     with store.transaction():
         written = store.replace_inferred(table)
-    per_pred: dict[str, int] = {}
-    for pred, count in zip(
-        *np.unique(np.asarray(table.column("predicate").to_pylist(), object), return_counts=True),
-        strict=True,
-    ):
-        per_pred[str(pred)] = int(count)
+    stage("write")
+    counts = table.group_by("predicate").aggregate([("predicate", "count")])
+    per_pred = dict(
+        zip(
+            counts.column("predicate").to_pylist(),
+            counts.column("predicate_count").to_pylist(),
+            strict=True,
+        )
+    )
     summary = ReasoningSummary(
         facts_in=kg.facts_in,
         inferred=stats.derived,
@@ -507,6 +515,7 @@ def materialise(
         iterations=stats.iterations,
         seconds=time.perf_counter() - start,
         per_predicate=per_pred,
+        stages=stages,
     )
     say("done")
     return summary

@@ -211,3 +211,34 @@ def test_sparse_series_agrees_with_the_linear_system_on_cross_holdings() -> None
         ownership._DENSE_BUDGET = budget
     assert series.person.tolist() == exact.person.tolist()
     assert series.share == pytest.approx(exact.share, abs=1e-9)
+
+
+def _shared_phone_pairs(holders: int) -> set[tuple[int, int]]:
+    engine = Engine(default_rules())
+    phone = 10_000  # an interned identifier value, apart from the customers 0..holders-1
+    engine.add_facts("hasPhone", list(range(holders)), [phone] * holders)
+    engine.run()
+    cols = engine.rows("sharesPhone")
+    return set(zip(cols[0].tolist(), cols[1].tolist(), strict=True)) if cols else set()
+
+
+def test_phone_of_three_customers_links_each_pair_both_ways() -> None:
+    assert _shared_phone_pairs(3) == {(0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1)}
+
+
+def test_phone_of_fifty_customers_still_links_them() -> None:
+    assert len(_shared_phone_pairs(50)) == 50 * 49
+
+
+def test_phone_of_more_than_fifty_customers_links_none() -> None:
+    # a switchboard: shared in the open, no evidence of a hidden link (rules/banking.dl)
+    assert _shared_phone_pairs(51) == set()
+
+
+def test_crowded_address_links_none_but_small_one_does() -> None:
+    engine = Engine(default_rules())
+    office, flat = 10_000, 10_001
+    engine.add_facts("hasAddress", [*range(60), 100, 101], [office] * 60 + [flat] * 2)
+    engine.run()
+    cols = engine.rows("sharesAddress")
+    assert set(zip(cols[0].tolist(), cols[1].tolist(), strict=True)) == {(100, 101), (101, 100)}

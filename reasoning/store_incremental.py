@@ -1,0 +1,235 @@
+"""Incremental reasoning over a store: new and retracted edges update the inferred facts.
+
+`StoreReasoner.open(store)` loads the graph and evaluates it once (as `materialise` does);
+from then on `apply_changes` writes a batch of edges to the store, updates the fixpoint
+incrementally (`reasoning.incremental`) and hands the store only what changed, with one
+derivation per new fact, through `apply_inferred_delta` — in one transaction. A process that
+keeps the reasoner open (the API, the nightly job between batches) pays the load once.
+
+Limits: the ends of every edge must be nodes the store held when the reasoner was opened
+(new customers need a reopen: their ids have no place among the loaded constants); the
+`GraphStore` protocol has no edge deletion yet, so retracted edges must already be gone
+from the store — `apply_changes` retracts what they stood for; and two parallel edges that
+stand for the same fact (two guarantees between one pair) are retracted together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from kg.model import Label, RelType
+from kg.store import GraphStore, StoreError
+from reasoning.datalog import Rule
+from reasoning.engine import EXPLICIT, Array
+from reasoning.incremental import Change, IncrementalReasoner
+from reasoning.materialise import (
+    INFERRED_SCHEMA,
+    KnowledgeGraphFacts,
+    edge_facts,
+    load_graph,
+)
+from reasoning.premises import SourceChunk, SourceRefs
+
+IntArray = npt.NDArray[np.int64]
+OWNERSHIP_PREDICATES = ("effectiveShare", "beneficialOwnerOf")
+
+
+class StoreReasoner:
+    """A store's inferred facts, kept equal to a full `materialise` as edges change.
+
+    Example:
+        >>> live = StoreReasoner.open(store, write=True)  # doctest: +SKIP
+        >>> change = live.apply_changes(inserted={RelType.GUARANTEES: rows})  # doctest: +SKIP
+    """
+
+    def __init__(self, store: GraphStore, kg: KnowledgeGraphFacts) -> None:
+        self.store = store
+        self.kg = kg
+        self.reasoner = IncrementalReasoner.adopt(kg.engine)
+        ids = kg.ids.to_pylist()
+        self._nid: dict[str, int] = {i: n for n, i in enumerate(ids) if i is not None}
+
+    @classmethod
+    def open(
+        cls, store: GraphStore, rules: Sequence[Rule] | None = None, *, write: bool = False
+    ) -> StoreReasoner:
+        """Load and evaluate the store's graph; `write` also replaces the stored inferred
+        facts (as `materialise` does), otherwise they are taken to be current."""
+        kg = load_graph(store, rules)
+        kg.engine.run()
+        if write:
+            with store.transaction():
+                store.replace_inferred(kg.inferred_table())
+        return cls(store, kg)
+
+    def apply_changes(
+        self,
+        inserted: Mapping[RelType, pa.Table] | None = None,
+        deleted: Mapping[RelType, pa.Table] | None = None,
+    ) -> Change:
+        """Write `inserted` edges (the `upsert_edges` layout), retract `deleted` ones (same
+        layout, with the property values that made the facts, e.g. `voting_pct`), and bring
+        the stored inferred facts up to date. Returns the change of the engine's facts."""
+        inserted = inserted or {}
+        deleted = deleted or {}
+        eng = self.kg.engine
+        with self.store.transaction():
+            for rel_type, rows in inserted.items():
+                self.store.upsert_edges(rel_type, rows)
+            insert_facts, sources = self._facts(inserted)
+            delete_facts, _ = self._facts(deleted)
+            mark = eng.next_fid
+            change = self.reasoner.update(insert=insert_facts, delete=delete_facts)
+            gone = self._register(insert_facts, sources)
+            added, removed = self._store_delta(change, mark, gone)
+            self.store.apply_inferred_delta(added, removed)
+            if (
+                RelType.HOLDS_SHARES in inserted
+                or RelType.HOLDS_SHARES in deleted
+                or ("controls" in change.added or "controls" in change.removed)
+            ):
+                self.store.replace_inferred(self._ownership(), OWNERSHIP_PREDICATES)
+        return change
+
+    # --- edges to facts -------------------------------------------------------------------------
+    def _nids(self, ids: pa.ChunkedArray | pa.Array) -> IntArray:
+        out = np.empty(len(ids), np.int64)
+        for k, i in enumerate(ids.to_pylist()):
+            nid = self._nid.get(i)
+            if nid is None:
+                raise StoreError(
+                    f"edge end {i!r} was not a node when the reasoner was opened; reopen it"
+                )
+            out[k] = nid
+        return out
+
+    def _facts(
+        self, tables: Mapping[RelType, pa.Table]
+    ) -> tuple[dict[str, list[Array]], dict[str, list[SourceChunk]]]:
+        facts: dict[str, list[Array]] = {}
+        sources: dict[str, list[SourceChunk]] = {}
+        for rel_type, rows in tables.items():
+            if not rows.num_rows or not self.kg.needs_edges(rel_type):
+                continue
+            batch = rows.set_column(
+                rows.column_names.index("src"), "src", pa.array(self._nids(rows.column("src")))
+            )
+            batch = batch.set_column(
+                batch.column_names.index("dst"), "dst", pa.array(self._nids(rows.column("dst")))
+            )
+            if "key" not in batch.column_names:
+                batch = batch.append_column("key", pa.array([""] * batch.num_rows))
+            for pred, source, cols in edge_facts(rel_type, batch):
+                if pred not in self.kg.needed or not len(cols[0]):
+                    continue
+                prev = facts.get(pred)
+                facts[pred] = (
+                    list(cols)
+                    if prev is None
+                    else [np.concatenate([a, b]) for a, b in zip(prev, cols, strict=True)]
+                )
+                sources.setdefault(pred, []).append(source)
+        return facts, sources
+
+    def _register(
+        self, facts: Mapping[str, list[Array]], sources: Mapping[str, list[SourceChunk]]
+    ) -> dict[str, list[Array]]:
+        """Record where the inserted facts came from. A fact that was derived and is now
+        also explicit becomes explicit (as in a full run); those leave the stored set."""
+        eng = self.kg.engine
+        became_explicit: dict[str, list[Array]] = {}
+        for pred, cols in facts.items():
+            rel = eng.relations[pred]
+            rows = rel.find(rel.coerce(cols))
+            offset = 0
+            for chunk in sources[pred]:
+                part = rows[offset : offset + len(chunk.a)]
+                offset += len(chunk.a)
+                ok = np.flatnonzero(part >= 0)
+                if len(ok):
+                    chunk = chunk.take(ok)
+                    chunk.fids = rel.fids[part[ok]]
+                    self.kg.sources.setdefault(pred, SourceRefs()).add(chunk)
+            found = rows[rows >= 0]
+            derived = found[rel.rule[found] != EXPLICIT]
+            if len(derived):
+                rel.rule[derived] = EXPLICIT
+                rel.premises[derived] = -1
+                became_explicit[pred] = [c[derived] for c in rel.cols]
+        return became_explicit
+
+    # --- facts to the store -------------------------------------------------------------------
+    def _store_delta(
+        self,
+        change: Change,
+        mark: int,
+        became_explicit: Mapping[str, list[Array]],
+    ) -> tuple[pa.Table, pa.Table]:
+        """Rows to write: live derived facts of stored predicates that are new or re-derived
+        (fid from this update), limited to the changed keys where a whole stratum was
+        recomputed; rows to retract: the facts that went away or became explicit."""
+        kg = self.kg
+        eng = kg.engine
+        writer = kg.premise_writer()
+        added: list[pa.Table] = []
+        removed: list[pa.Table] = []
+        for pred, rel in eng.relations.items():
+            if not kg.writable(pred):
+                continue
+            rows = rel.live_rows()
+            rows = rows[(rel.fids[rows] >= mark) & (rel.rule[rows] != EXPLICIT)]
+            if pred in self._recomputed_preds():
+                keys = change.added.get(pred)
+                if not keys:
+                    rows = rows[:0]
+                else:
+                    wanted = rel.find(rel.coerce(keys))
+                    rows = np.intersect1d(rows, wanted[wanted >= 0])
+            if len(rows):
+                added.append(kg.rows_table(writer, pred, rows))
+            for cols in (change.removed.get(pred), became_explicit.get(pred)):
+                if cols and len(cols[0]):
+                    removed.append(self._keys_table(pred, cols))
+        empty = INFERRED_SCHEMA.empty_table()
+        return (
+            pa.concat_tables(added) if added else empty,
+            pa.concat_tables(removed) if removed else empty,
+        )
+
+    def _recomputed_preds(self) -> set[str]:
+        out: set[str] = set()
+        for stratum, inc in zip(self.kg.engine.strata, self.reasoner.incremental, strict=True):
+            if not inc:
+                out |= stratum.preds
+        return out
+
+    def _keys_table(self, pred: str, cols: list[Array]) -> pa.Table:
+        src, dst = cols[0], cols[1]
+        ok = (src >= 0) & (src < self.kg.symbol_base) & (dst >= 0) & (dst < self.kg.symbol_base)
+        n = int(ok.sum())
+        return pa.table(
+            {
+                "predicate": pa.array([pred] * n, pa.string()),
+                "src": self.kg.ids.take(pa.array(src[ok])),
+                "dst": self.kg.ids.take(pa.array(dst[ok])),
+                "rule": pa.array([""] * n, pa.string()),
+                "premises": pa.array(["[]"] * n, pa.string()),
+                "value": pa.nulls(n, pa.float64()),
+            },
+            schema=INFERRED_SCHEMA,
+        )
+
+    def _ownership(self) -> pa.Table:
+        """Effective shares and UBOs recomputed from the current shareholdings."""
+        kg = self.kg
+        share = kg.engine.relations.get("sharePct")
+        kg.shares = []
+        if share is not None and share.cols:
+            rows = np.flatnonzero(share.rule == EXPLICIT)
+            kg.shares = [(share.cols[0][rows], share.cols[1][rows], share.cols[2][rows] / 100.0)]
+        kg.labels.setdefault(Label.PERSON, np.empty(0, np.int64))
+        return kg.ownership_table()
