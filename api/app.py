@@ -10,7 +10,23 @@ from fastapi import FastAPI
 
 from api.deps import RiskIndexHolder
 from api.errors import install_error_handlers
-from api.routers import control, entities, groups, guarantees, origination, related, reports
+from api.jobs import JobRunner
+from api.routers import (
+    control,
+    entities,
+    entity_reports,
+    explain,
+    graph,
+    groups,
+    guarantees,
+    jobs,
+    origination,
+    related,
+    reports,
+    rings,
+)
+from api.ui import mount_ui
+from ingest.pipeline import BANK_COLLECTION, BANK_PARAMETERS_KEY
 from kg.store import GraphStore
 from risk.limits import BankParameters, load_bank_parameters
 
@@ -22,12 +38,20 @@ def create_app(
 
     Args:
         store: the graph store.
-        params: bank capital and limit profile; default: `bank.toml` in the working
-            directory and RISKGRAPH_* environment variables.
+        params: bank capital and limit profile; default: the `bank.toml` ingested with the
+            data, then `bank.toml` in the working directory and RISKGRAPH_* environment
+            variables over it.
         preload_index: load the risk index at start-up rather than on the first request.
     """
-    bank_params = params if params is not None else load_bank_parameters("bank.toml")
+    bank_params = (
+        params
+        if params is not None
+        else load_bank_parameters(
+            "bank.toml", stored=store.get_document(BANK_COLLECTION, BANK_PARAMETERS_KEY)
+        )
+    )
     holder = RiskIndexHolder(store, bank_params)
+    job_runner = JobRunner(store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -38,6 +62,7 @@ def create_app(
             gc.collect()
             gc.freeze()
         yield
+        job_runner.shutdown()
 
     app = FastAPI(
         title="riskgraph",
@@ -48,6 +73,7 @@ def create_app(
     app.state.store = store
     app.state.params = bank_params
     app.state.risk_index = holder
+    app.state.jobs = job_runner
     install_error_handlers(app)
 
     @app.get("/health", tags=["service"])
@@ -62,6 +88,12 @@ def create_app(
         related.router,
         reports.router,
         origination.router,
+        rings.router,
+        graph.router,
+        entity_reports.router,
+        explain.router,
+        jobs.router,
     ):
         app.include_router(router)
+    mount_ui(app)
     return app

@@ -24,6 +24,7 @@ from api.settings import get_settings
 from ingest.pipeline import IngestError, IngestReport, ingest_directory
 from kg.open import open_store
 from kg.store import GraphStore, StoreError
+from risk.limits import BankParameters
 
 app = typer.Typer(
     name="riskgraph",
@@ -179,8 +180,11 @@ def reason(
 
 def run_reasoning(store: GraphStore) -> None:
     from reasoning.materialise import materialise
+    from risk.index import build_risk_index
 
     summary = materialise(store, progress=True)
+    index = build_risk_index(store, bank_parameters(store))
+    console.print(f"risk index: {len(index.group_of):,} clients in groups")
     table = Table(
         title=f"reasoning: {summary.inferred:,} inferred facts in {summary.seconds:.1f} s"
     )
@@ -224,6 +228,103 @@ def export(
 
 
 @app.command()
+def rings(db: DbOption = DEFAULT_DB) -> None:
+    """The nightly job: detect fraud rings, keep ring ids stable, raise alerts for new and
+    grown rings. Safe to run while the API serves; a crashed run leaves nothing behind."""
+    with store_at(db) as store:
+        run_ring_job(store, db)
+
+
+def run_ring_job(store: GraphStore, db: Path) -> None:
+    from risk.rings.nightly import run_ring_detection
+
+    with progress_bar() as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def advance(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total or None)
+            progress.update(tasks[stage], completed=done, total=total or None)
+
+        run = run_ring_detection(store, progress=advance, artefact_dir=db.resolve().parent)
+    summary = run.summary()
+    console.print(
+        f"run {summary['run_id']}: {summary['flagged']} rings flagged of "
+        f"{summary['candidates']} candidates; new {summary['diff']['new']}, grown {summary['diff']['grown']}, "
+        f"shrunk {summary['diff']['shrunk']}, dissolved {summary['diff']['dissolved']}; "
+        f"{summary['alerts']} alerts; peak {summary['peak_rss_mib']:,.0f} MiB"
+    )
+
+
+report_app = typer.Typer(help="Risk reports: large exposures, one entity.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("exposures")
+def report_exposures(
+    db: DbOption = DEFAULT_DB,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write CSV here.")] = None,
+) -> None:
+    """The bank's large exposures: every client or group above the reporting threshold."""
+    import json
+
+    from risk.reports import large_exposure_report, write_large_exposures_csv
+
+    with store_at(db, read_only=True) as store:
+        rows = large_exposure_report(store, bank_parameters(store))
+    if csv_out is not None:
+        with csv_out.open("w", encoding="utf-8", newline="") as handle:
+            write_large_exposures_csv(rows, handle)
+        console.print(f"{len(rows)} large exposures written to {csv_out}")
+        return
+    from dataclasses import asdict
+
+    typer.echo(
+        json.dumps(
+            [{**asdict(r), "breached": r.breached} for r in rows], ensure_ascii=False, indent=2
+        )
+    )
+
+
+@report_app.command("entity")
+def report_entity(
+    entity_id: Annotated[str, typer.Argument(help="Entity id or alias.")],
+    db: DbOption = DEFAULT_DB,
+    pdf: Annotated[Path | None, typer.Option(help="Write the PDF report here.")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
+) -> None:
+    """A risk report for one entity and its group (HTML and/or PDF)."""
+    from risk.report_entity import UnknownEntity, render_entity_report
+
+    if pdf is None and html is None:
+        raise fail("give --pdf OUT and/or --html OUT")
+    with store_at(db, read_only=True) as store:
+        params = bank_parameters(store)
+        try:
+            if pdf is not None:
+                pdf.write_bytes(render_entity_report(store, entity_id, "pdf", params=params))
+                console.print(f"[green]PDF report[/] written to {pdf}")
+            if html is not None:
+                html.write_bytes(render_entity_report(store, entity_id, "html", params=params))
+                console.print(f"[green]HTML report[/] written to {html}")
+        except UnknownEntity as exc:
+            raise fail(f"no entity {entity_id!r} in {db}") from exc
+
+
+def bank_parameters(store: GraphStore) -> BankParameters:
+    """The bank's capital: as ingested with the data, then ./bank.toml and the environment."""
+    from ingest.pipeline import BANK_COLLECTION, BANK_PARAMETERS_KEY
+    from risk.limits import BankParametersError, load_bank_parameters
+
+    try:
+        return load_bank_parameters(
+            "bank.toml", stored=store.get_document(BANK_COLLECTION, BANK_PARAMETERS_KEY)
+        )
+    except BankParametersError as exc:
+        raise fail(f"{exc} — put tier1_capital and net_capital in bank.toml") from exc
+
+
+@app.command()
 def serve(
     db: DbOption = DEFAULT_DB,
     host: Annotated[str, typer.Option(envvar="RISKGRAPH_HOST")] = "127.0.0.1",
@@ -236,7 +337,7 @@ def serve(
 
     with store_at(db) as store:
         console.print(f"serving {db} on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-        uvicorn.run(create_app(store), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(store, bank_parameters(store)), host=host, port=port)
 
 
 @app.command()
@@ -265,6 +366,8 @@ def demo(
         run_ingest_command(store, data, None, None)
         console.rule("3/4 reason")
         run_reasoning(store)
+        console.rule("4/4 rings")
+        run_ring_job(store, db)
     if serve_api:
         console.rule("serve")
         example_id = _example_entity(db)

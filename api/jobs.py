@@ -6,7 +6,6 @@ live in the store's "jobs" collection so every API process and the CLI see the s
 
 from __future__ import annotations
 
-import threading
 import traceback
 import uuid
 from collections.abc import Callable
@@ -41,11 +40,9 @@ def _now() -> str:
 class JobRunner:
     """Queues jobs on one worker thread and records their progress in the store."""
 
-    def __init__(self, store: GraphStore, after_write: Callable[[], None] | None = None) -> None:
+    def __init__(self, store: GraphStore) -> None:
         self._store = store
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskgraph-job")
-        self._after_write = after_write
-        self._lock = threading.Lock()
 
     def submit(
         self, kind: JobKind, work: Callable[[], dict[str, Any]], params: dict[str, Any]
@@ -78,8 +75,6 @@ class JobRunner:
             record["error"]["where"] = traceback.format_exception_only(exc)[-1].strip()
         else:
             record.update(status=JobStatus.SUCCEEDED.value, finished_at=_now(), result=result)
-            if self._after_write is not None:
-                self._after_write()
         self._store.put_document(JOBS_COLLECTION, record["job_id"], record)
 
     def get(self, job_id: str) -> dict[str, Any] | None:

@@ -270,9 +270,15 @@ _ENV = {
 
 
 def load_bank_parameters(
-    path: Path | str | None = None, env: Mapping[str, str] | None = None
+    path: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    stored: Mapping[str, Any] | None = None,
 ) -> BankParameters:
     """Read `bank.toml` (if given and present), then let environment variables override it.
+
+    `stored` are the parameters kept in the store by the ingest of a directory that had a
+    `bank.toml`; a file and the environment override them.
 
     Environment: RISKGRAPH_TIER1_CAPITAL, RISKGRAPH_NET_CAPITAL, RISKGRAPH_LIMIT_PROFILE
     (china|basel), RISKGRAPH_BANK_ENTITY_ID.
@@ -282,8 +288,10 @@ def load_bank_parameters(
         ...                           "RISKGRAPH_NET_CAPITAL": "1.1e9"}).profile
         'china'
     """
-    values: dict[str, Any] = {}
-    source = "environment"
+    values: dict[str, Any] = dict(stored or {})
+    source = "the store" if stored else "environment"
+    if isinstance(values.get("limits"), dict):
+        values["limit_pct"] = values.pop("limits")
     if path is not None and Path(path).exists():
         source = str(path)
         try:

@@ -84,8 +84,10 @@ def start_ring_detection(store: StoreDep, runner: RunnerDep) -> JobPublic:
     """The nightly fraud-ring detection, on demand."""
     from risk.rings.nightly import run_ring_detection
 
+    artefacts = get_settings().db.resolve().parent
+
     def work() -> dict[str, Any]:
-        return run_ring_detection(store).summary()
+        return run_ring_detection(store, artefact_dir=artefacts).summary()
 
     return JobPublic.model_validate(runner.submit(JobKind.RINGS, work, {}))
 

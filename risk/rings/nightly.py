@@ -71,6 +71,19 @@ class RingRun:
     artefact: str | None
     graph: FraudGraph | None = None
 
+    def summary(self) -> dict[str, Any]:
+        """What a job record or a log line needs: counts, the diff, timings."""
+        return {
+            "run_id": self.run_id,
+            "previous_run_id": self.previous_run_id,
+            "candidates": self.candidates,
+            "flagged": len(self.rings),
+            "diff": {kind: len(ids) for kind, ids in self.diff.items()},
+            "alerts": len(self.alerts),
+            "stage_seconds": self.stage_seconds,
+            "peak_rss_mib": round(self.peak_rss_mib, 1),
+        }
+
     @property
     def diff(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {k: [] for k in ("new", "grown", "shrunk", "dissolved")}
