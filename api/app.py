@@ -25,6 +25,7 @@ from api.routers import (
     reports,
     rings,
 )
+from api.service import ServiceSettings, install_service_layer
 from api.ui import mount_ui
 from ingest.pipeline import BANK_COLLECTION, BANK_PARAMETERS_KEY
 from kg.store import GraphStore
@@ -34,7 +35,10 @@ from risk.limits import BankParameters, load_bank_parameters
 def create_app(
     store: GraphStore, params: BankParameters | None = None, *, preload_index: bool = True
 ) -> FastAPI:
-    """Build the API over an open store; the caller owns the store's lifetime.
+    """Build the resource API over an open store; the caller owns the store's lifetime.
+
+    This is the bare application (what tests and embedding code use); the served one is
+    `create_secured_app`, which adds authentication, the audit trail and limits.
 
     Args:
         store: the graph store.
@@ -96,4 +100,22 @@ def create_app(
     ):
         app.include_router(router)
     mount_ui(app)
+    return app
+
+
+def create_secured_app(
+    store: GraphStore,
+    params: BankParameters | None = None,
+    service: ServiceSettings | None = None,
+) -> FastAPI:
+    """The app as it is served: `create_app` inside the service layer (API keys and roles,
+    audit trail, limits, logs, metrics). `riskgraph serve` and `demo` run this one.
+
+    Args:
+        store: the graph store.
+        params: bank parameters (see `create_app`).
+        service: keys, audit and limits; default from RISKGRAPH_* environment variables.
+    """
+    app = create_app(store, params)
+    install_service_layer(app, service if service is not None else ServiceSettings())
     return app

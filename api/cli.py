@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -20,6 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from api.service import ServiceSettings, audit_cli, keys_cli
 from api.settings import get_settings
 from ingest.pipeline import IngestError, IngestReport, ingest_directory
 from kg.open import open_store
@@ -229,8 +231,11 @@ def export(
 
 @app.command()
 def rings(db: DbOption = DEFAULT_DB) -> None:
-    """The nightly job: detect fraud rings, keep ring ids stable, raise alerts for new and
-    grown rings. Safe to run while the API serves; a crashed run leaves nothing behind."""
+    """The nightly job: detect fraud rings and raise alerts for new and grown ones.
+
+    Ring ids stay stable across runs. Safe to run while the API serves; a crashed run
+    leaves nothing behind.
+    """
     with store_at(db) as store:
         run_ring_job(store, db)
 
@@ -248,13 +253,17 @@ def run_ring_job(store: GraphStore, db: Path) -> None:
 
         run = run_ring_detection(store, progress=advance, artefact_dir=db.resolve().parent)
     summary = run.summary()
+    diff = summary["diff"]
     console.print(
         f"run {summary['run_id']}: {summary['flagged']} rings flagged of "
-        f"{summary['candidates']} candidates; new {summary['diff']['new']}, grown {summary['diff']['grown']}, "
-        f"shrunk {summary['diff']['shrunk']}, dissolved {summary['diff']['dissolved']}; "
+        f"{summary['candidates']} candidates; new {diff['new']}, grown {diff['grown']}, "
+        f"shrunk {diff['shrunk']}, dissolved {diff['dissolved']}; "
         f"{summary['alerts']} alerts; peak {summary['peak_rss_mib']:,.0f} MiB"
     )
 
+
+app.add_typer(audit_cli, name="audit")
+app.add_typer(keys_cli, name="keys")
 
 report_app = typer.Typer(help="Risk reports: large exposures, one entity.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
@@ -330,14 +339,24 @@ def serve(
     host: Annotated[str, typer.Option(envvar="RISKGRAPH_HOST")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="RISKGRAPH_PORT")] = 8000,
 ) -> None:
-    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs)."""
+    """Serve the REST API and the analyst workbench.
+
+    OpenAPI at /openapi.json, docs at /docs. API keys come from RISKGRAPH_API_KEYS
+    (`key=role,…`) or RISKGRAPH_API_KEYS_FILE (`sha256:<hex>=role` lines).
+    """
+    serve_api(db, host, port, None)
+
+
+def serve_api(db: Path, host: str, port: int, service: ServiceSettings | None) -> None:
     import uvicorn
 
-    from api.app import create_app
+    from api.app import create_secured_app
 
     with store_at(db) as store:
+        app_ = create_secured_app(store, bank_parameters(store), service)
         console.print(f"serving {db} on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-        uvicorn.run(create_app(store, bank_parameters(store)), host=host, port=port)
+        # The service layer writes one JSON access line per request itself.
+        uvicorn.run(app_, host=host, port=port, access_log=False)
 
 
 @app.command()
@@ -350,7 +369,7 @@ def demo(
     seed: int = 7,
     host: str = "127.0.0.1",
     port: int = 8000,
-    serve_api: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
 ) -> None:
     """Synthetic bank → ingest → reason → rings → API, on the embedded store."""
     from ingest.generator import generate_bank
@@ -368,15 +387,25 @@ def demo(
         run_reasoning(store)
         console.rule("4/4 rings")
         run_ring_job(store, db)
-    if serve_api:
+    if serve_after:
+        from api.security import generate_api_key
+
         console.rule("serve")
+        key = generate_api_key(demo=True)
         example_id = _example_entity(db)
+        base = f"http://{host}:{port}"
         console.print(
-            f"API on http://{host}:{port}  — try:\n"
-            f"  curl http://{host}:{port}/v1/entities/{example_id}\n"
-            f"  curl 'http://{host}:{port}/v1/search?q=杭州'"
+            f"Workbench: {base}/  (paste the key below into its API-key box)\n"
+            f"API key (admin, this run only): [bold]{key}[/]\n"
+            f"Try:\n"
+            f"  curl -H 'X-API-Key: {key}' {base}/v1/entities/{example_id}\n"
+            f"  curl -H 'X-API-Key: {key}' {base}/v1/entities/{example_id}/group\n"
+            f"  curl -H 'X-API-Key: {key}' '{base}/v1/search?q=杭州'\n"
+            f"  curl -H 'X-API-Key: {key}' -H 'Content-Type: application/json' "
+            f'-d \'{{"borrower_id": "{example_id}", "amount": 1000000, '
+            f'"guarantor_ids": []}}\' {base}/v1/origination/check'
         )
-        serve(db=db, host=host, port=port)
+        serve_api(db, host, port, ServiceSettings(api_keys=SecretStr(f"{key}=admin")))
 
 
 def _example_entity(db: Path) -> str:
