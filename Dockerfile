@@ -1,10 +1,22 @@
 # The riskgraph API on the Neo4j store (see docker-compose.yml for the whole service).
-FROM python:3.11-slim
 
+# The analyst workbench is bundled from npm packages at build time.
+FROM node:20-slim AS ui
+WORKDIR /src/frontend
+COPY frontend/package.json frontend/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY frontend ./
+RUN npm run build
+
+FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+# Pango renders the PDF reports; the CJK font their Chinese text.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-wqy-zenhei \
+    && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
 # Only the package sources: no virtualenv, test data or Neo4j launcher jars in the image.
@@ -14,8 +26,10 @@ COPY ingest ./ingest
 COPY reasoning ./reasoning
 COPY risk ./risk
 COPY api ./api
+COPY --from=ui /src/api/static ./api/static
 RUN pip install '.[neo4j]' \
-    && useradd --system --uid 10001 --home-dir /app riskgraph
+    && useradd --system --uid 10001 --home-dir /app riskgraph \
+    && mkdir -p /var/lib/riskgraph && chown riskgraph /var/lib/riskgraph
 
 USER riskgraph
 ENV RISKGRAPH_STORE=neo4j \

@@ -25,9 +25,6 @@ class Settings(BaseSettings):
     neo4j_uri: str = "bolt://127.0.0.1:7687"
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr = SecretStr("")
-    host: str = "127.0.0.1"
-    port: int = 8000
-    limit_profile: Literal["china", "basel"] = "china"
     # Directories the ingest job may read: only below this root.
     data_root: Path = Path("data")
 
