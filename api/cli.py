@@ -131,7 +131,7 @@ def run_ingest_command(
 
         try:
             report = ingest_directory(store, directory, mapping=mapping, progress=advance)
-        except IngestError as exc:
+        except (IngestError, StoreError) as exc:
             raise fail(f"{exc} — nothing was written") from exc
     _print_ingest(report)
     if report.rejects:

@@ -167,10 +167,18 @@ class SQLiteStore:
             finally:
                 self._local.depth -= 1
             return
+        if self.read_only:
+            raise StoreError(f"store {self.path} is open read-only; it cannot be written")
         self._execute_write(conn, "BEGIN IMMEDIATE")
         self._local.depth = 1
         try:
             yield
+        except sqlite3.Error as exc:
+            # Disk full, I/O errors, a file gone read-only: said in words, never half-written.
+            conn.execute("ROLLBACK")
+            raise StoreError(
+                f"store {self.path}: write failed, nothing was written: {exc}"
+            ) from exc
         except BaseException:
             conn.execute("ROLLBACK")
             raise
