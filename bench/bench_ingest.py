@@ -75,9 +75,8 @@ def main() -> None:
         f"| **all** | **{report.rows:,}** | **{report.seconds:.1f}** | "
         f"**{report.rows / report.seconds:,.0f}** |"
     )
-    print(
-        f"\npeak RSS during ingest: {ingest_peak:,.0f} MiB; store file {db.stat().st_size / 2**20:,.0f} MiB"
-    )
+    store_mib = db.stat().st_size / 2**20
+    print(f"\npeak RSS during ingest: {ingest_peak:,.0f} MiB; store file {store_mib:,.0f} MiB")
 
     started = time.perf_counter()
     projection = Projection.from_store(store)

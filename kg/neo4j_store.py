@@ -33,19 +33,17 @@ from kg.model import (
     Provenance,
     RelType,
 )
-from kg.store import SCHEMA_VERSION, SchemaVersionError, StoreCapabilities, StoreError
+from kg.store import (
+    ARROW_TYPES,
+    SCHEMA_VERSION,
+    SchemaVersionError,
+    StoreCapabilities,
+    StoreError,
+)
 
 if TYPE_CHECKING:
     import neo4j
 
-_ARROW_TYPES: dict[PropType, pa.DataType] = {
-    "str": pa.string(),
-    "float": pa.float64(),
-    "int": pa.int64(),
-    "bool": pa.bool_(),
-    "date": pa.string(),
-    "timestamp": pa.string(),
-}
 _CAST_TYPES: dict[PropType, pa.DataType] = {
     "float": pa.float64(),
     "int": pa.int64(),
@@ -601,7 +599,7 @@ class Neo4jStore:
             label = Label(label)
             query = cypher.render(cypher.NODE_PAGE_LABEL, label=label)
             kinds = NODE_SCHEMAS[label].props
-            fields += [(p, _ARROW_TYPES[k]) for p, k in kinds.items()]
+            fields += [(p, ARROW_TYPES[k]) for p, k in kinds.items()]
         after = 0
         while True:
             records = self._run(query, {"after": after, "limit": batch_size}, "stream nodes")
@@ -623,7 +621,7 @@ class Neo4jStore:
         rel_type = RelType(rel_type)
         kinds = REL_SCHEMAS[rel_type].props
         fields = [("src", pa.int64()), ("dst", pa.int64()), ("key", pa.string())]
-        fields += [(p, _ARROW_TYPES[k]) for p, k in kinds.items()]
+        fields += [(p, ARROW_TYPES[k]) for p, k in kinds.items()]
         query = cypher.render(cypher.EDGE_PAGE, rel_type=rel_type)
         after: dict[str, Any] = {"after_src": 0, "after_dst": 0, "after_key": ""}
         while True:

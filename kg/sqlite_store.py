@@ -34,16 +34,14 @@ from kg.model import (
     Provenance,
     RelType,
 )
-from kg.store import SCHEMA_VERSION, SchemaVersionError, StoreCapabilities, StoreError
+from kg.store import (
+    ARROW_TYPES,
+    SCHEMA_VERSION,
+    SchemaVersionError,
+    StoreCapabilities,
+    StoreError,
+)
 
-_ARROW_TYPES: dict[PropType, pa.DataType] = {
-    "str": pa.string(),
-    "float": pa.float64(),
-    "int": pa.int64(),
-    "bool": pa.bool_(),
-    "date": pa.string(),
-    "timestamp": pa.string(),
-}
 _WRITE_CHUNK = 50_000
 # From this many rows, a full replace of the inferred facts rebuilds the table's secondary
 # indexes after the load instead of maintaining them row by row.
@@ -558,13 +556,13 @@ class SQLiteStore:
         if label is None:
             return self._stream(sql.NODE_BATCHES_ALL, (), pa.schema(base), batch_size)
         label = Label(label)
-        fields = base + [(p, _ARROW_TYPES[k]) for p, k in NODE_SCHEMAS[label].props.items()]
+        fields = base + [(p, ARROW_TYPES[k]) for p, k in NODE_SCHEMAS[label].props.items()]
         return self._stream(sql.node_batches(label), (label.value,), pa.schema(fields), batch_size)
 
     def edge_batches(self, rel_type: RelType, batch_size: int = 500_000) -> Iterator[pa.Table]:
         rel_type = RelType(rel_type)
         fields = [("src", pa.int64()), ("dst", pa.int64()), ("key", pa.string())]
-        fields += [(p, _ARROW_TYPES[k]) for p, k in REL_SCHEMAS[rel_type].props.items()]
+        fields += [(p, ARROW_TYPES[k]) for p, k in REL_SCHEMAS[rel_type].props.items()]
         return self._stream(sql.edge_batches(rel_type), (), pa.schema(fields), batch_size)
 
     def transaction_batches(self, batch_size: int = 500_000) -> Iterator[pa.Table]:

@@ -29,9 +29,19 @@ from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
-from kg.model import Direction, Edge, InferredFact, Label, Node, RelType
+from kg.model import Direction, Edge, InferredFact, Label, Node, PropType, RelType
 
 SCHEMA_VERSION = 1
+
+# How each property type of the model travels in a batch (dates and timestamps as ISO text).
+ARROW_TYPES: dict[PropType, pa.DataType] = {
+    "str": pa.string(),
+    "float": pa.float64(),
+    "int": pa.int64(),
+    "bool": pa.bool_(),
+    "date": pa.string(),
+    "timestamp": pa.string(),
+}
 
 
 @dataclass(frozen=True, slots=True)
