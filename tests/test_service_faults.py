@@ -130,6 +130,48 @@ def test_a_file_truncated_inside_a_quoted_field_fails_the_job(
     store.close()
 
 
+# --- kill -9 during a reasoning run -----------------------------------------------------------
+@pytest.mark.slow
+def test_a_reasoning_run_killed_mid_job_leaves_all_or_nothing_and_a_rerun_completes(
+    tmp_path: Path,
+) -> None:
+    bank = tmp_path / "bank"
+    generate_bank(bank, customers=8_000, seed=3, progress=False)
+    reference_db, db = tmp_path / "reference.db", tmp_path / "kg.db"
+    for path in (reference_db, db):
+        store = SQLiteStore(path)
+        ingest_directory(store, bank)
+        store.close()
+    env = {**os.environ, "RISKGRAPH_DB": str(reference_db)}
+    subprocess.run([str(RISKGRAPH), "reason"], env=env, check=True, capture_output=True)
+    reference = SQLiteStore(reference_db)
+    complete = reference.count_inferred()
+    reference.close()
+    assert complete > 0
+
+    env["RISKGRAPH_DB"] = str(db)
+    process = subprocess.Popen(
+        [str(RISKGRAPH), "reason"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    # Kill once the run is writing its inferred facts (it prints the stage as it goes).
+    assert process.stderr is not None
+    deadline = time.monotonic() + 120
+    for line in process.stderr:
+        if b"writing" in line or time.monotonic() > deadline:
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+    store = SQLiteStore(db)
+    assert store._conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert store.count_inferred() in (0, complete)
+    store.close()
+    subprocess.run([str(RISKGRAPH), "reason"], env=env, check=True, capture_output=True)
+    store = SQLiteStore(db)
+    assert store.count_inferred() == complete
+    store.close()
+
+
 # --- read-only store and full disk -------------------------------------------------------------
 def test_a_write_to_a_read_only_store_is_a_clear_store_error(
     scenario: Path, tmp_path: Path
