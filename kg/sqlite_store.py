@@ -394,18 +394,21 @@ class SQLiteStore:
                 )
                 .sort_by([("from_nid", "ascending"), ("to_nid", "ascending")])
             )
-            self._conn.executemany(
-                sql.TRANSFERS_INSERT,
-                zip(
-                    grouped.column("from_nid").to_pylist(),
-                    grouped.column("to_nid").to_pylist(),
-                    grouped.column("amount_count").to_pylist(),
-                    grouped.column("amount_sum").to_pylist(),
-                    pc.take(distinct_ts, grouped.column("ts_rank_min")).to_pylist(),
-                    pc.take(distinct_ts, grouped.column("ts_rank_max")).to_pylist(),
-                    strict=True,
-                ),
-            )
+            # In slices: ten million pairs as Python tuples at once would cost gigabytes.
+            for start in range(0, grouped.num_rows, _WRITE_CHUNK * 4):
+                part = grouped.slice(start, _WRITE_CHUNK * 4)
+                self._conn.executemany(
+                    sql.TRANSFERS_INSERT,
+                    zip(
+                        part.column("from_nid").to_pylist(),
+                        part.column("to_nid").to_pylist(),
+                        part.column("amount_count").to_pylist(),
+                        part.column("amount_sum").to_pylist(),
+                        pc.take(distinct_ts, part.column("ts_rank_min")).to_pylist(),
+                        pc.take(distinct_ts, part.column("ts_rank_max")).to_pylist(),
+                        strict=True,
+                    ),
+                )
         return int(grouped.num_rows)
 
     def _job_cache(self) -> dict[str, Any]:
