@@ -9,8 +9,9 @@ keeps the reasoner open (the API, the nightly job between batches) pays the load
 Limits: the ends of every edge must be nodes the store held when the reasoner was opened
 (new customers need a reopen: their ids have no place among the loaded constants); the
 `GraphStore` protocol has no edge deletion yet, so retracted edges must already be gone
-from the store — `apply_changes` retracts what they stood for; and two parallel edges that
-stand for the same fact (two guarantees between one pair) are retracted together.
+from the store — `apply_changes` retracts what they stood for; and explicit support is not
+counted, so two edges that state the same fact (two guarantees between one pair, a kinship
+recorded from both sides) are retracted together when one of them goes.
 """
 
 from __future__ import annotations
@@ -83,9 +84,19 @@ class StoreReasoner:
             insert_facts, sources = self._facts(inserted)
             delete_facts, _ = self._facts(deleted)
             mark = eng.next_fid
+            # Facts stored as derived that an inserted edge now states: after the update they
+            # are explicit, and the inferred table must lose them.
+            stated = self._derived_among(insert_facts)
             change = self.reasoner.update(insert=insert_facts, delete=delete_facts)
             gone = self._register(insert_facts, sources)
-            added, removed = self._store_delta(change, mark, gone)
+            for pred, cols in stated.items():
+                prev = gone.get(pred)
+                gone[pred] = (
+                    cols
+                    if prev is None
+                    else [np.concatenate([a, b]) for a, b in zip(prev, cols, strict=True)]
+                )
+            added, removed = self._store_delta(change, mark, gone, delete_facts)
             self.store.apply_inferred_delta(added, removed)
             if (
                 RelType.HOLDS_SHARES in inserted
@@ -135,6 +146,20 @@ class StoreReasoner:
                 sources.setdefault(pred, []).append(source)
         return facts, sources
 
+    def _derived_among(self, facts: Mapping[str, list[Array]]) -> dict[str, list[Array]]:
+        """The given facts that are currently live and derived (not explicit)."""
+        out: dict[str, list[Array]] = {}
+        for pred, cols in facts.items():
+            rel = self.kg.engine.relations.get(pred)
+            if rel is None or not self.kg.writable(pred) or not len(cols[0]):
+                continue
+            rows = rel.find(rel.coerce(cols))
+            rows = rows[rows >= 0]
+            rows = rows[np.isin(rows, rel.live_rows()) & (rel.rule[rows] != EXPLICIT)]
+            if len(rows):
+                out[pred] = [c[rows] for c in rel.cols]
+        return out
+
     def _register(
         self, facts: Mapping[str, list[Array]], sources: Mapping[str, list[SourceChunk]]
     ) -> dict[str, list[Array]]:
@@ -168,6 +193,7 @@ class StoreReasoner:
         change: Change,
         mark: int,
         became_explicit: Mapping[str, list[Array]],
+        deleted: Mapping[str, list[Array]],
     ) -> tuple[pa.Table, pa.Table]:
         """Rows to write: live derived facts of stored predicates that are new or re-derived
         (fid from this update), limited to the changed keys where a whole stratum was
@@ -180,8 +206,15 @@ class StoreReasoner:
         for pred, rel in eng.relations.items():
             if not kg.writable(pred):
                 continue
-            rows = rel.live_rows()
-            rows = rows[(rel.fids[rows] >= mark) & (rel.rule[rows] != EXPLICIT)]
+            live = rel.live_rows()
+            rows = live[(rel.fids[live] >= mark) & (rel.rule[live] != EXPLICIT)]
+            if deleted.get(pred) and len(deleted[pred][0]):
+                # An explicit fact whose edge went away but which is still derived (the
+                # inverse of a kinship that remains) was never stored; it is now.
+                found = rel.find(rel.coerce(deleted[pred]))
+                found = found[found >= 0]
+                demoted = found[np.isin(found, live) & (rel.rule[found] != EXPLICIT)]
+                rows = np.union1d(rows, demoted)
             if pred in self._recomputed_preds():
                 keys = change.added.get(pred)
                 if not keys:
