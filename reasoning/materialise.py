@@ -78,7 +78,8 @@ _INFERRED_FIELDS: list[tuple[str, pa.DataType]] = [
     ("src", pa.string()),
     ("dst", pa.string()),
     ("rule", pa.string()),
-    ("premises", pa.string()),
+    # Large: at a million customers one predicate's derivations pass 2 GiB of JSON.
+    ("premises", pa.large_string()),
     ("value", pa.float64()),
 ]
 INFERRED_SCHEMA = pa.schema(_INFERRED_FIELDS)
@@ -291,7 +292,7 @@ class KnowledgeGraphFacts:
                 "src": self.ids.take(pa.array(rel.cols[0][rows])),
                 "dst": self.ids.take(pa.array(rel.cols[1][rows])),
                 "rule": rule_ids.take(pa.array(rel.rule[rows].astype(np.int64))),
-                "premises": writer.lists(pred, rows).cast(pa.string()),
+                "premises": writer.lists(pred, rows).cast(pa.large_string()),
                 "value": pa.nulls(len(rows), pa.float64())
                 if value is None
                 else pa.array(value, pa.float64()),
@@ -330,7 +331,7 @@ class KnowledgeGraphFacts:
                 "src": self.ids.take(pa.array(np.concatenate([eff.person, ubo_p]))),
                 "dst": self.ids.take(pa.array(np.concatenate([eff.company, ubo_c]))),
                 "rule": pa.array([OWNERSHIP_RULE, UBO_RULE]).take(constant),
-                "premises": pa.array([share_rule, "[]"]).take(constant),
+                "premises": pa.array([share_rule, "[]"], pa.large_string()).take(constant),
                 "value": pa.array(
                     np.concatenate([eff.share * 100.0, np.full(m, np.nan)]),
                     pa.float64(),

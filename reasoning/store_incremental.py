@@ -250,7 +250,7 @@ class StoreReasoner:
                 "src": self.kg.ids.take(pa.array(src[ok])),
                 "dst": self.kg.ids.take(pa.array(dst[ok])),
                 "rule": pa.array([""] * n, pa.string()),
-                "premises": pa.array(["[]"] * n, pa.string()),
+                "premises": pa.array(["[]"] * n, pa.large_string()),
                 "value": pa.nulls(n, pa.float64()),
             },
             schema=INFERRED_SCHEMA,
