@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -260,16 +260,22 @@ class KnowledgeGraphFacts:
 
     def inferred_table(self, writer: PremiseWriter | None = None) -> pa.Table:
         """Every derived fact of a stored predicate, with one derivation, plus ownership."""
+        return pa.concat_tables(list(self.inferred_parts(writer)))
+
+    def inferred_parts(
+        self, writer: PremiseWriter | None = None, slice_rows: int = 500_000
+    ) -> Iterator[pa.Table]:
+        """`inferred_table` in slices of at most `slice_rows` facts, built as they are asked
+        for: the derivations of a million-customer bank do not fit in memory at once."""
         writer = writer or self.premise_writer()
-        parts: list[pa.Table] = []
         for pred, rel in self.engine.relations.items():
             if not self.writable(pred):
                 continue
             rows = rel.live_rows()
             rows = rows[rel.rule[rows] != EXPLICIT]
-            parts.append(self.rows_table(writer, pred, rows))
-        parts.append(self.ownership_table())
-        return pa.concat_tables(parts)
+            for start in range(0, len(rows), slice_rows):
+                yield self.rows_table(writer, pred, rows[start : start + slice_rows])
+        yield self.ownership_table()
 
     def rows_table(self, writer: PremiseWriter, pred: str, rows: IntArray) -> pa.Table:
         """Rows of one stored predicate in the store's inferred layout."""
@@ -486,29 +492,36 @@ def materialise(
     stats: RunStats = kg.engine.run()
     stage("fixpoint")
     say(f"fixpoint: {stats.derived} facts in {stats.iterations} rounds")
-    table = kg.inferred_table()
-    if not ownership:
-        table = table.filter(
-            pc.invert(
-                pc.is_in(
-                    table.column("predicate"),
-                    value_set=pa.array(["effectiveShare", "beneficialOwnerOf"]),
-                )
-            )
-        )
-    stage("premises")
-    say(f"writing {table.num_rows} inferred facts")
+    say(f"writing {stats.derived} inferred facts")
+    per_pred: dict[str, int] = {}
+    written = 0
+    empty = INFERRED_SCHEMA.empty_table()
+    # Derivations are built slice by slice as they are written, inside one transaction:
+    # the store switches to the new facts all at once, and memory stays bounded.
     with store.transaction():
-        written = store.replace_inferred(table)
-    stage("write")
-    counts = table.group_by("predicate").aggregate([("predicate", "count")])
-    per_pred = dict(
-        zip(
-            counts.column("predicate").to_pylist(),
-            counts.column("predicate_count").to_pylist(),
-            strict=True,
-        )
-    )
+        store.replace_inferred(empty)
+        for part in kg.inferred_parts():
+            if not ownership:
+                part = part.filter(
+                    pc.invert(
+                        pc.is_in(
+                            part.column("predicate"),
+                            value_set=pa.array(["effectiveShare", "beneficialOwnerOf"]),
+                        )
+                    )
+                )
+            if not part.num_rows:
+                continue
+            store.apply_inferred_delta(part, empty)
+            written += part.num_rows
+            counts = part.group_by("predicate").aggregate([("predicate", "count")])
+            for predicate, count in zip(
+                counts.column("predicate").to_pylist(),
+                counts.column("predicate_count").to_pylist(),
+                strict=True,
+            ):
+                per_pred[predicate] = per_pred.get(predicate, 0) + count
+    stage("premises+write")
     summary = ReasoningSummary(
         facts_in=kg.facts_in,
         inferred=stats.derived,
