@@ -403,7 +403,8 @@ def demo(
             f"  curl -H 'X-API-Key: {key}' '{base}/v1/search?q=杭州'\n"
             f"  curl -H 'X-API-Key: {key}' -H 'Content-Type: application/json' "
             f'-d \'{{"borrower_id": "{example_id}", "amount": 1000000, '
-            f'"guarantor_ids": []}}\' {base}/v1/origination/check'
+            f'"guarantor_ids": []}}\' {base}/v1/origination/check',
+            soft_wrap=True,  # copyable commands: never folded at the terminal's width
         )
         serve_api(db, host, port, ServiceSettings(api_keys=SecretStr(f"{key}=admin")))
 
