@@ -252,11 +252,11 @@ class _Exchange:
 
 
 class _BodyTooLarge(Exception):
-    pass
+    """The request body went past `max_body_bytes` while it was being read."""
 
 
 class _Disconnected(Exception):
-    pass
+    """The client went away before the request body was complete."""
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -155,24 +155,35 @@ class _Resolver:
         self.labels: dict[str, Label] = {}
         self.canonical: dict[str, str] = {}
         self._store_empty = store.count_nodes() == 0
+        # The known ids as Arrow chunks, appended as nodes are written (never rebuilt from
+        # the dict: at a million customers that costs seconds per file).
+        self._id_chunks: list[pa.Array] = []
+        self._code_chunks: list[np.ndarray] = []
         self._known: tuple[pa.Array, np.ndarray] | None = None
         if not self._store_empty:
             for batch in store.node_batches():
                 ids = batch.column("id").to_pylist()
-                labels = batch.column("label").to_pylist()
-                self.labels.update(zip(ids, map(Label, labels), strict=True))
+                labels = [Label(v) for v in batch.column("label").to_pylist()]
+                self.labels.update(zip(ids, labels, strict=True))
+                self._append(ids, [LABELS.index(label) for label in labels])
 
     def add(self, ids: list[str], label: Label) -> None:
-        for node_id in ids:
+        new = [node_id for node_id in dict.fromkeys(ids) if node_id not in self.labels]
+        for node_id in new:
             self.labels[node_id] = label
-        self._known = None
+        self._append(new, [LABELS.index(label)] * len(new))
+
+    def _append(self, ids: list[str], codes: list[int]) -> None:
+        if ids:
+            self._id_chunks.append(pa.array(ids, pa.string()))
+            self._code_chunks.append(np.asarray(codes, dtype=np.int8))
+            self._known = None
 
     def _known_arrays(self) -> tuple[pa.Array, np.ndarray]:
         if self._known is None:
-            codes = {label: i for i, label in enumerate(LABELS)}
             self._known = (
-                pa.array(list(self.labels), pa.string()),
-                np.fromiter((codes[v] for v in self.labels.values()), np.int8, len(self.labels)),
+                pa.concat_arrays(self._id_chunks) if self._id_chunks else pa.array([], pa.string()),
+                np.concatenate(self._code_chunks) if self._code_chunks else np.empty(0, np.int8),
             )
         return self._known
 
@@ -197,6 +208,11 @@ class _Resolver:
             stored = self.store.resolve(raw)
             if stored is not None and stored != raw:
                 self.canonical[raw] = stored
+
+    def known_labels(self, values: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
+        """The values that are known ids (null elsewhere) and their label codes, without
+        alias resolution (ids being written are checked as they are)."""
+        return self._finish(values)
 
     def _finish(self, values: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
         known_ids, known_labels = self._known_arrays()
@@ -275,8 +291,7 @@ def _resolve_entities(
         if target != entity_id:
             aliases.append((entity_id, target))
             resolver.canonical[entity_id] = target
-        if target not in resolver.labels:
-            resolver.add([target], label)
+    resolver.add([t for t, b in zip(canonical, bad, strict=True) if not b], label)
     if bad.any():
         report.rejects.extend(_reject_rows(table, bad, id_col, reasons, source, shown))
     table = table.set_column(
@@ -456,17 +471,13 @@ def _write(
     edge_columns = {c for _, s, d, _ in spec.edges for c in (s, d)}
     if spec.node is not None and spec.resolve_by is None:
         label, id_col = spec.node
-        ids = table.column(id_col).to_pylist()
-        clash = np.array([resolver.labels.get(i, label) != label for i in ids], dtype=bool)
+        _, codes = resolver.known_labels(table.column(id_col))
+        clash = (codes != UNKNOWN) & (codes != LABELS.index(label))
         if clash.any():
-            reasons = [
-                f"id already used by a {resolver.labels[i].value}"
-                for i, c in zip(ids, clash, strict=True)
-                if c
-            ]
+            reasons = [f"id already used by a {LABELS[c].value}" for c in codes[clash]]
             report.rejects.extend(_reject_rows(table, clash, id_col, reasons, source, shown))
             table = table.filter(pa.array(~clash))
-            ids = table.column(id_col).to_pylist()
+        ids = table.column(id_col).to_pylist()
         node_cols = [c for c in table.column_names if c not in edge_columns - {id_col}]
         nodes = table.select(node_cols).rename_columns(
             ["id" if c == id_col else c for c in node_cols]

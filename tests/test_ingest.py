@@ -345,3 +345,16 @@ def test_a_bulk_load_into_an_empty_store_rebuilds_every_index(
     fresh = SQLiteStore(tmp_path / "fresh.db")
     ingest_directory(store, bank)
     assert store._conn.execute(query).fetchall() == fresh._conn.execute(query).fetchall()
+
+
+def test_a_record_reusing_another_entitys_id_is_rejected(bank: Path, store: SQLiteStore) -> None:
+    write(
+        bank,
+        "accounts.csv",
+        "account_id,owner_id,branch,opened_date\nA1,P1,杭州,2020-01-01\nP2,C1,杭州,2020-01-01\n",
+    )
+    report = ingest_directory(store, bank)
+    found = {(r.file, r.line, r.column, r.reason) for r in report.rejects}
+    assert ("accounts.csv", 3, "account_id", "id already used by a Person") in found
+    node = store.get_node("P2")
+    assert node is not None and node.label == Label.PERSON
