@@ -4,9 +4,10 @@ The graph shape: every entity is `(:Node:<Label> {id, nid, <properties>, _source
 _job})`, facts are relationships of the `RelType`s with a `key` property, other customer
 numbers are `(:Alias {alias})-[:ALIAS_OF]->(:Node)`, inferred facts are
 `(:Node)-[:INFERRED {predicate, rule, premises, value}]->(:Node)`, individual transactions are
-table-like `(:Txn {txn_id, from_nid, to_nid, amount, ts, channel, ...})` nodes, documents are
-`(:Document {collection, key, body})` and one `(:RiskgraphStore)` node keeps the schema
-version and the nid counter.
+kept in segments, `(:TxnSegment {seq, rows, txn_id: [...], from_nid: [...], ...})`, one array
+property per column (as the SQLite store keeps Arrow segments: ten million transactions are a
+few hundred nodes, not ten million), documents are `(:Document {collection, key, body})` and
+one `(:RiskgraphStore)` node keeps the schema version and the nid counter.
 
 Values are always bound parameters. Labels, relationship types and schema property names
 cannot be parameters in Cypher, so templates carry `__LABEL__`, `__REL_TYPE__` and `__PROP__`
@@ -58,18 +59,29 @@ def render(
 
 
 # --- schema: created on first use -----------------------------------------------------------
+# The constraints on Node.id and Node.nid stay at all times: every write finds nodes through
+# the first, and paging queries name the second in an index hint.
 SCHEMA_STATEMENTS = (
     "CREATE CONSTRAINT node_id IF NOT EXISTS FOR (n:Node) REQUIRE n.id IS UNIQUE",
     "CREATE CONSTRAINT node_nid IF NOT EXISTS FOR (n:Node) REQUIRE n.nid IS UNIQUE",
     "CREATE CONSTRAINT alias_alias IF NOT EXISTS FOR (a:Alias) REQUIRE a.alias IS UNIQUE",
-    "CREATE CONSTRAINT txn_id IF NOT EXISTS FOR (t:Txn) REQUIRE t.txn_id IS UNIQUE",
     "CREATE CONSTRAINT document_key IF NOT EXISTS "
     "FOR (d:Document) REQUIRE (d.collection, d.key) IS UNIQUE",
-    # CONTAINS and STARTS WITH on names are served by a text index.
-    "CREATE TEXT INDEX node_name IF NOT EXISTS FOR (n:Node) ON (n.name)",
-    "CREATE INDEX inferred_predicate IF NOT EXISTS FOR ()-[r:INFERRED]-() ON (r.predicate)",
 )
-PROP_INDEX = "CREATE INDEX IF NOT EXISTS FOR (n:__LABEL__) ON (n.__PROP__)"
+# Indexes that a bulk load into an empty store drops and builds once at the end (building an
+# index from a full store is far cheaper than maintaining it through millions of inserts):
+# (name, statement); statements take the name as `$name`.
+DEFERRABLE_SCHEMA = (
+    # CONTAINS and STARTS WITH on names are served by a text index.
+    ("node_name", "CREATE TEXT INDEX $name IF NOT EXISTS FOR (n:Node) ON (n.name)"),
+    (
+        "inferred_predicate",
+        "CREATE INDEX $name IF NOT EXISTS FOR ()-[r:INFERRED]-() ON (r.predicate)",
+    ),
+)
+DROP_INDEX = "DROP INDEX $name IF EXISTS"
+# Identifier indexes (deferrable too), one per label and property, named `<label>_<prop>`.
+PROP_INDEX = "CREATE INDEX $name IF NOT EXISTS FOR (n:__LABEL__) ON (n.__PROP__)"
 AWAIT_INDEXES = "CALL db.awaitIndexes($seconds)"
 STORE_INIT = (
     "MERGE (s:RiskgraphStore {singleton: true}) "
@@ -83,9 +95,40 @@ RESERVE_NIDS = (
     "RETURN s.next_nid - $count AS first"
 )
 WIPE = "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+# Undo of a bulk load that committed batch by batch (see `Neo4jStore.bulk_load`): the nodes
+# it numbered (with their relationships), its transaction segments, aliases left pointing
+# nowhere, then the counter, unless another job reserved nids since.
+UNDO_BULK_NODES = (
+    "MATCH (n:Node) WHERE n.nid >= $first_nid "
+    "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+)
+UNDO_BULK_SEGMENTS = (
+    "MATCH (s:TxnSegment) WHERE s.seq > $after_seq "
+    "CALL (s) { DELETE s } IN TRANSACTIONS OF 100 ROWS"
+)
+UNDO_BULK_ALIASES = (
+    "MATCH (a:Alias) WHERE NOT (a)-[:ALIAS_OF]->() "
+    "CALL (a) { DELETE a } IN TRANSACTIONS OF 10000 ROWS"
+)
+UNDO_BULK_COUNTER = (
+    "MATCH (s:RiskgraphStore {singleton: true}) "
+    "SET s.next_nid = CASE WHEN s.next_nid = $end_nid THEN $first_nid ELSE s.next_nid END"
+)
+STORE_EMPTY = "RETURN COUNT { (:Node) } = 0 AND COUNT { (:TxnSegment) } = 0 AS empty"
+NEXT_NID = "MATCH (s:RiskgraphStore {singleton: true}) RETURN s.next_nid AS next_nid"
+# Undo of inferred facts that committed batch by batch into a store that had none.
+UNDO_INFERRED = (
+    "MATCH (:Node)-[r:INFERRED]->(:Node) CALL (r) { DELETE r } IN TRANSACTIONS OF 10000 ROWS"
+)
 
 # --- nodes ----------------------------------------------------------------------------------
 EXISTING_NODES = "UNWIND $ids AS id MATCH (n:Node {id: id}) RETURN n.id AS id, labels(n) AS labels"
+# Nodes known to be new (looked up first): CREATE skips MERGE's lookup and locking.
+NODES_CREATE = (
+    "UNWIND $rows AS row "
+    "CREATE (n:Node:__LABEL__ {id: row.id, nid: row.nid}) "
+    "SET n += row.props, n._source = row._source, n._line = row._line, n._job = row._job"
+)
 NODES_UPSERT = (
     "UNWIND $rows AS row "
     "MERGE (n:Node {id: row.id}) "
@@ -103,13 +146,20 @@ DANGLING_EDGES = (
     "WITH row, a, b WHERE a IS NULL OR b IS NULL "
     "RETURN row.src AS src, row.dst AS dst, row._source AS source, row._line AS line LIMIT 5"
 )
+# Both ends are looked up once; a batch with a dangling end writes nothing and returns 0
+# (then DANGLING_EDGES names the rows), so a batch is all or nothing even when it commits alone.
 EDGES_UPSERT = (
     "UNWIND $rows AS row "
-    "MATCH (a:Node {id: row.src}) "
-    "MATCH (b:Node {id: row.dst}) "
+    "OPTIONAL MATCH (a:Node {id: row.src}) "
+    "OPTIONAL MATCH (b:Node {id: row.dst}) "
+    "WITH collect({row: row, a: a, b: b}) AS ends "
+    "WHERE none(e IN ends WHERE e.a IS NULL OR e.b IS NULL) "
+    "UNWIND ends AS e "
+    "WITH e.row AS row, e.a AS a, e.b AS b "
     "MERGE (a)-[r:__REL_TYPE__ {key: row.key}]->(b) "
     "SET r += row.props, r._source = coalesce(row._source, r._source), "
-    "r._line = coalesce(row._line, r._line), r._job = coalesce(row._job, r._job)"
+    "r._line = coalesce(row._line, r._line), r._job = coalesce(row._job, r._job) "
+    "RETURN count(*) AS written"
 )
 NEIGHBOURS_OUT = (
     "MATCH (n:Node {id: $id})-[r:__REL_TYPE__]->(m:Node) "
@@ -176,7 +226,7 @@ SEARCH_NAME_SUBSTRING = (
 COUNT_NODES = "MATCH (n:Node) RETURN count(n) AS count"
 COUNT_NODES_LABEL = "MATCH (n:__LABEL__) RETURN count(n) AS count"
 COUNT_EDGES = "MATCH ()-[r:__REL_TYPE__]->() RETURN count(r) AS count"
-COUNT_TXNS = "MATCH (t:Txn) RETURN count(t) AS count"
+COUNT_TXNS = "MATCH (s:TxnSegment) RETURN coalesce(sum(s.rows), 0) AS count"
 
 # --- streaming pages: keyset pagination on the nid index, so each page costs one page -------
 NODE_PAGE = (
@@ -198,12 +248,6 @@ EDGE_PAGE = (
     "RETURN a.nid AS src, b.nid AS dst, r.key AS key, properties(r) AS props "
     "ORDER BY src, dst, key LIMIT $limit"
 )
-TXN_PAGE = (
-    "MATCH (t:Txn) USING INDEX t:Txn(txn_id) WHERE t.txn_id > $after "
-    "RETURN t.txn_id AS txn_id, t.from_nid AS from_nid, t.to_nid AS to_nid, "
-    "t.amount AS amount, t.ts AS ts, t.channel AS channel, t._source AS _source, "
-    "t._line AS _line, t._job AS _job ORDER BY txn_id LIMIT $limit"
-)
 INFERRED_PAGE = (
     "MATCH (a:Node) USING INDEX a:Node(nid) WHERE a.nid >= $after_src "
     "MATCH (a)-[r:INFERRED]->(b:Node) "
@@ -215,31 +259,38 @@ INFERRED_PAGE = (
 )
 
 # --- transactions ---------------------------------------------------------------------------
-TXN_LOOKUP = render(
-    "UNWIND $rows AS row "
-    "OPTIONAL MATCH (t:Txn {txn_id: row.txn_id}) "
-    "OPTIONAL MATCH (a:Node {id: row.from_account}) WHERE a:__LABEL__ "
-    "OPTIONAL MATCH (b:Node {id: row.to_account}) WHERE b:__LABEL__ "
-    "RETURN row.txn_id AS txn_id, t IS NOT NULL AS stored, a.nid AS from_nid, b.nid AS to_nid",
+# A segment's columns are one array property each; an array cannot hold nulls, so the row
+# positions of absent values are listed in `<column>__nulls`.
+TXN_SEGMENT_CREATE = (
+    "OPTIONAL MATCH (o:TxnSegment) "
+    "WITH coalesce(max(o.seq), 0) + 1 AS seq "
+    "CREATE (s:TxnSegment {seq: seq, rows: $rows}) SET s += $columns"
+)
+TXN_SEGMENT_LAST = "MATCH (s:TxnSegment) RETURN coalesce(max(s.seq), 0) AS seq"
+TXN_SEGMENTS = "MATCH (s:TxnSegment) RETURN elementId(s) AS segment ORDER BY s.seq"
+TXN_SEGMENT_READ = (
+    "MATCH (s:TxnSegment) WHERE elementId(s) = $segment RETURN properties(s) AS columns"
+)
+ACCOUNT_NIDS = render("MATCH (n:__LABEL__) RETURN n.id AS id, n.nid AS nid", label=Label.ACCOUNT)
+ACCOUNT_NIDS_OF = render(
+    "UNWIND $ids AS id MATCH (n:Node {id: id}) WHERE n:__LABEL__ RETURN n.id AS id, n.nid AS nid",
     label=Label.ACCOUNT,
 )
-TXN_INSERT = "UNWIND $rows AS row CREATE (t:Txn) SET t = row"
 TRANSFERS_CLEAR = render(
     "MATCH (:Node)-[r:__REL_TYPE__]->(:Node) DELETE r", rel_type=RelType.TRANSFERRED
 )
-TRANSFERS_REBUILD = render(
-    "MATCH (t:Txn) "
-    "WITH t.from_nid AS src, t.to_nid AS dst, count(t) AS count, sum(t.amount) AS total, "
-    "min(t.ts) AS first_ts, max(t.ts) AS last_ts "
-    "MATCH (a:Node {nid: src}) "
-    "MATCH (b:Node {nid: dst}) "
-    "CREATE (a)-[:__REL_TYPE__ {key: '', count: count, total_amount: total, "
-    "first_ts: first_ts, last_ts: last_ts, _source: 'transactions'}]->(b) "
-    "RETURN count(*) AS pairs",
+# The aggregation per account pair is done in Arrow from the segments; this writes the pairs.
+TRANSFERS_CREATE = render(
+    "UNWIND $rows AS row "
+    "MATCH (a:Node {nid: row.src}) "
+    "MATCH (b:Node {nid: row.dst}) "
+    "CREATE (a)-[:__REL_TYPE__ {key: '', count: row.count, total_amount: row.total, "
+    "first_ts: row.first_ts, last_ts: row.last_ts, _source: 'transactions'}]->(b)",
     rel_type=RelType.TRANSFERRED,
 )
 
 # --- inferred facts -------------------------------------------------------------------------
+ANY_INFERRED = "RETURN EXISTS { ()-[:INFERRED]->() } AS any"
 INFERRED_CLEAR_ALL = "MATCH (:Node)-[r:INFERRED]->(:Node) DELETE r"
 INFERRED_CLEAR_PREDICATES = (
     "MATCH (:Node)-[r:INFERRED]->(:Node) WHERE r.predicate IN $predicates DELETE r"
@@ -250,6 +301,14 @@ INFERRED_UPSERT = (
     "MATCH (b:Node {id: row.dst}) "
     "MERGE (a)-[r:INFERRED {predicate: row.predicate}]->(b) "
     "SET r.rule = row.rule, r.premises = row.premises, r.value = row.value"
+)
+# Into a store that had no inferred facts when the job began (rows deduplicated first).
+INFERRED_CREATE = (
+    "UNWIND $rows AS row "
+    "MATCH (a:Node {id: row.src}) "
+    "MATCH (b:Node {id: row.dst}) "
+    "CREATE (a)-[:INFERRED {predicate: row.predicate, rule: row.rule, premises: row.premises, "
+    "value: row.value}]->(b)"
 )
 INFERRED_DELETE = (
     "UNWIND $rows AS row "

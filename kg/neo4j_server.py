@@ -116,6 +116,7 @@ class Neo4jDevServer:
         data_dir: Path | None = None,
         launcher_dir: Path = LAUNCHER_DIR,
         heap: str = "1g",
+        page_cache: str = "256m",
         jvm_options: Sequence[str] = ("-XX:TieredStopAtLevel=1",),
         start_timeout: float = 240.0,
     ) -> None:
@@ -127,7 +128,10 @@ class Neo4jDevServer:
             data_dir: where the database lives; None means a temporary directory that is
                 removed on stop.
             launcher_dir: the Maven project of the launcher.
-            heap: the JVM's maximum heap (`-Xmx`).
+            heap: the JVM's maximum heap (`-Xmx`): query memory and transaction state.
+            page_cache: Neo4j's page cache (off-heap, on top of the heap), which keeps the
+                store files in memory; the default suits tests, a bulk load of millions of
+                rows wants the size of the store (see `bench/bench_neo4j.py`).
             jvm_options: more JVM options; the default trades peak query speed for a
                 start-up about a third faster (quick compiler only).
             start_timeout: seconds to wait for the server to accept Bolt connections.
@@ -136,6 +140,7 @@ class Neo4jDevServer:
         self.password = password
         self.launcher_dir = launcher_dir
         self.heap = heap
+        self.page_cache = page_cache
         self.jvm_options = list(jvm_options)
         self.start_timeout = start_timeout
         self._data_dir = data_dir
@@ -192,6 +197,7 @@ class Neo4jDevServer:
         command = [
             "java",
             f"-Xmx{self.heap}",
+            f"-Driskgraph.pagecache={self.page_cache}",
             *self.jvm_options,
             *self._class_archive_options(jar),
             # JVM warnings would otherwise go to stdout, where the READY line is read.

@@ -12,7 +12,7 @@ import pytest
 from kg import cypher
 from kg.model import Direction, Label, RelType
 from kg.neo4j_store import Neo4jStore
-from kg.store import SchemaVersionError, StoreError
+from kg.store import SCHEMA_VERSION, SchemaVersionError, StoreError
 
 
 @pytest.fixture
@@ -235,7 +235,10 @@ def test_a_store_written_by_a_newer_riskgraph_is_refused(
 
     neo4j_store.count_nodes()  # creates the store's schema node
     with neo4j.GraphDatabase.driver(neo4j_uri) as driver:
-        driver.execute_query("MATCH (s:RiskgraphStore) SET s.schema_version = 2")
+        driver.execute_query(
+            "MATCH (s:RiskgraphStore) SET s.schema_version = $newer",
+            newer=SCHEMA_VERSION + 1,
+        )
     newer = Neo4jStore(neo4j_uri)
     try:
         with pytest.raises(SchemaVersionError, match="upgrade riskgraph"):

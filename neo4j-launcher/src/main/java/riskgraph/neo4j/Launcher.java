@@ -29,9 +29,14 @@ import org.neo4j.kernel.internal.GraphDatabaseAPI;
  * otherwise auth is off. Prints exactly one line {@code READY bolt://127.0.0.1:PORT} on stdout
  * once the default database accepts queries, and shuts down on SIGTERM/SIGINT or when stdin is
  * closed (so a parent that dies never leaves the server behind), unless {@code --ignore-stdin}.
+ *
+ * <p>Memory: the JVM's {@code -Xmx} bounds the heap (query memory and transaction state); the
+ * page cache, which holds the store files off-heap, is {@code -Driskgraph.pagecache=SIZE}
+ * (e.g. {@code 4g}; default 256m, sized for a small CI machine).
  */
 public final class Launcher {
     static final String PASSWORD_ENV = "NEO4J_LAUNCHER_PASSWORD";
+    static final String PAGECACHE_PROPERTY = "riskgraph.pagecache";
     private static final long START_TIMEOUT_MS = TimeUnit.MINUTES.toMillis(3);
 
     private Launcher() {}
@@ -46,6 +51,7 @@ public final class Launcher {
         boolean ignoreStdin = args.length > 2 && args[2].equals("--ignore-stdin");
         String password = System.getenv(PASSWORD_ENV);
         boolean authEnabled = password != null && !password.isEmpty();
+        long pageCache = ByteUnit.parse(System.getProperty(PAGECACHE_PROPERTY, "256m"));
 
         DatabaseManagementService dbms = new DatabaseManagementServiceBuilder(home)
                 .setConfig(BoltConnector.enabled, true)
@@ -53,8 +59,7 @@ public final class Launcher {
                 .setConfig(BoltConnector.advertised_address, new SocketAddress("127.0.0.1", port))
                 .setConfig(BoltConnector.encryption_level, BoltConnector.EncryptionLevel.DISABLED)
                 .setConfig(GraphDatabaseSettings.auth_enabled, authEnabled)
-                // Sized for a 2-core CI machine next to the test process, not for throughput.
-                .setConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.mebiBytes(256))
+                .setConfig(GraphDatabaseSettings.pagecache_memory, pageCache)
                 .setConfig(GraphDatabaseSettings.preallocate_logical_logs, false)
                 // Netty waits a 5 s quiet period per event loop group by default; a dev server
                 // with no clients left has nothing to wait for.
