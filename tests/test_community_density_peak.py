@@ -5,6 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from risk.community import density_peak_communities
+from risk.community.density_peak import _Refiner, _typical_volume
 
 
 def _adjacency(graph: nx.Graph) -> sp.csr_matrix:
@@ -78,9 +79,9 @@ def test_every_parent_is_denser_than_its_child() -> None:
     assert np.all(result.density[result.parent[child]] >= result.density[child])
 
 
-def test_every_non_centre_node_is_in_the_cluster_of_its_parent() -> None:
+def test_without_refinement_every_non_centre_node_is_in_the_cluster_of_its_parent() -> None:
     adj, _ = _planted_blocks()
-    result = density_peak_communities(adj)
+    result = density_peak_communities(adj, refine_sweeps=0)
     follower = np.ones(adj.shape[0], dtype=bool)
     follower[result.centres] = False
     assert np.array_equal(result.membership[follower], result.membership[result.parent[follower]])
@@ -122,3 +123,97 @@ def test_isolated_nodes_form_their_own_clusters() -> None:
     result = density_peak_communities(padded)
     assert result.sizes[result.membership[n]] == 1
     assert result.membership[n] != result.membership[n + 1]
+
+
+def _barbell() -> sp.csr_matrix:
+    # Two 4-cliques {0..3} and {4..7} joined by the edge 3 - 4.
+    return _adjacency(nx.barbell_graph(4, 0))
+
+
+def _refiner(adj: sp.csr_matrix, resolution: float) -> _Refiner:
+    rows = np.repeat(np.arange(adj.shape[0], dtype=np.int64), np.diff(adj.indptr))
+    return _Refiner(adj, rows, adj.data.copy(), resolution, np.random.default_rng(0))
+
+
+def test_refinement_moves_a_node_to_the_cluster_holding_most_of_its_edges() -> None:
+    # Node 3 starts in the right clique's cluster (centre 7) but has three edges to the
+    # left clique (centre 0) and one to the right: with no penalty the gains are 3 vs 1.
+    adj = _barbell()
+    labels = np.array([0, 0, 0, 7, 7, 7, 7, 7])
+    fixed = np.zeros(8, dtype=bool)
+    fixed[[0, 7]] = True
+    refined = _refiner(adj, 0.0).refine(labels, fixed, sweeps=40)
+    assert refined.tolist() == [0, 0, 0, 0, 7, 7, 7, 7]
+
+
+def test_refinement_never_moves_a_held_centre() -> None:
+    # Centre 3 is held in its own cluster although all its neighbours but one are in 0's.
+    adj = _barbell()
+    labels = np.array([0, 0, 0, 3, 7, 7, 7, 7])
+    fixed = np.zeros(8, dtype=bool)
+    fixed[[0, 3, 7]] = True
+    refined = _refiner(adj, 0.0).refine(labels, fixed, sweeps=40)
+    assert refined[3] == 3
+    assert refined[[0, 7]].tolist() == [0, 7]
+
+
+def test_typical_volume_is_the_volume_seen_from_a_random_edge_end() -> None:
+    # Volumes 1 and 3 (and an empty cluster): (1² + 3²) / (1 + 3) = 2.5.
+    assert _typical_volume(np.array([1.0, 0.0, 3.0])) == pytest.approx(2.5)
+
+
+def test_mutually_best_halves_of_a_clique_merge_and_a_loosely_tied_clique_does_not() -> None:
+    # K8 on 0..7 split into halves A = {0..3} (label 0) and B = {4..7} (label 7), a K4
+    # C = {8..11} (label 11) tied to node 7 by one edge, and ten separate K4s (one cluster
+    # each) that only add volume: 2m = 56 + 12 + 2 + 120 = 190. Unit weights: w(A, B) = 16,
+    # w(B, C) = 1; volumes 28, 29, 13. The typical volume is (28² + 29² + 13² + 10·12²) /
+    # 190 = 17.02, so resolution 0.03 gives 0.03 / 17.02 = 0.0018 per unit of K_c·K_d,
+    # below modularity's floor 2 / 190 = 0.0105. Gains: A-B 16 - 0.0105·28·29 = 7.45,
+    # B-C 1 - 0.0105·29·13 = -2.97. A and B name each other and merge, into the label of
+    # the denser centre; C names nobody.
+    graph = nx.complete_graph(8)
+    graph.add_edges_from(nx.complete_graph(range(8, 12)).edges)
+    graph.add_edge(7, 8)
+    for k in range(10):
+        graph.add_edges_from(nx.complete_graph(range(12 + 4 * k, 16 + 4 * k)).edges)
+    adj = _adjacency(graph)
+    labels = np.repeat(np.arange(0, 52, 4), 4)
+    labels[4:8] = 7
+    labels[8:12] = 11
+    fixed = np.zeros(52, dtype=bool)
+    fixed[np.unique(labels)] = True
+    rank = np.arange(52)  # node 7 is denser than node 0
+    merged = _refiner(adj, 0.03).merge_mutual_best(labels, fixed, rank)
+    assert merged is not None
+    new_labels, new_fixed, affected = merged
+    assert new_labels[:12].tolist() == [7] * 8 + [11] * 4
+    assert np.array_equal(new_labels[12:], labels[12:])
+    assert not new_fixed[0] and new_fixed[7] and new_fixed[11]
+    # Every node of a merged cluster or next to one is revisited, nothing else.
+    assert np.flatnonzero(affected).tolist() == list(range(9))
+
+
+def test_no_pair_merges_when_every_gain_is_negative() -> None:
+    # Two 4-cliques joined by one edge, each its own cluster: w = 1 against a penalty of
+    # 2 · 13 · 13 / 26 = 13 at modularity's floor alone (2m = 26).
+    adj = _barbell()
+    labels = np.array([0] * 4 + [7] * 4)
+    fixed = np.zeros(8, dtype=bool)
+    fixed[[0, 7]] = True
+    assert _refiner(adj, 0.0).merge_mutual_best(labels, fixed, np.arange(8)) is None
+
+
+@pytest.mark.parametrize("mu", [0.4, 0.5])
+def test_refinement_beats_the_gradient_assignment_on_well_mixed_lfr_graphs(mu: float) -> None:
+    adj, truth = _lfr(2000, mu)
+    gradient = density_peak_communities(adj, refine_sweeps=0)
+    refined = density_peak_communities(adj)
+    assert _nmi(refined.membership, truth) >= _nmi(gradient.membership, truth) + 0.05
+
+
+def test_refined_clusters_keep_their_centres_and_reach_the_minimum_size() -> None:
+    adj, _ = _lfr(2000, 0.5)
+    result = density_peak_communities(adj, min_cluster_size=10)
+    assert result.membership[result.centres].tolist() == list(range(result.n_clusters))
+    assert result.sizes.min() >= 10
+    assert result.sizes.sum() == adj.shape[0]

@@ -7,12 +7,13 @@ import scipy.sparse as sp
 
 from risk.community import (
     edge_conductance,
+    local_motif,
     mappr_cluster,
     motif_conductance,
     push_ppr,
     triangle_weights,
 )
-from risk.community.local_motif import _LocalTriangleRows
+from risk.community.local_motif import _CsrRows, _LocalTriangleRows, _push
 
 
 def _adjacency(graph: nx.Graph) -> sp.csr_matrix:
@@ -144,3 +145,30 @@ def test_a_seed_without_edges_is_rejected() -> None:
     adj = sp.csr_matrix(sp.block_diag([_adjacency(nx.complete_graph(3)), sp.csr_matrix((1, 1))]))
     with pytest.raises(ValueError, match="no edges"):
         mappr_cluster(adj, 3)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_push_on_whole_vectors_equals_the_push_along_the_frontier(seed: int) -> None:
+    # The dense rounds (small graphs) and the frontier rounds (lazy rows of large graphs)
+    # push the same nodes in the same rounds, so they end at the same vector.
+    graph = nx.planted_partition_graph(4, 12, 0.6, 0.05, seed=seed)
+    adj = _adjacency(graph)
+    dense = _push(_CsrRows(triangle_weights(adj)), 0, 0.05, 1e-4)
+    frontier = _push(_LocalTriangleRows(adj), 0, 0.05, 1e-4)
+    assert np.count_nonzero(dense) > 1
+    assert np.allclose(dense, frontier, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_eager_and_lazy_triangle_rows_give_the_same_local_cluster(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    graph = nx.planted_partition_graph(5, 10, 0.7, 0.03, seed=seed)
+    adj = _adjacency(graph)
+    eager = [mappr_cluster(adj, node) for node in (0, 17, 33)]
+    monkeypatch.setattr(local_motif, "_EAGER_NODES", 0)
+    lazy = [mappr_cluster(adj, node) for node in (0, 17, 33)]
+    for one, other in zip(eager, lazy, strict=True):
+        assert one.nodes.tolist() == other.nodes.tolist()
+        assert one.sweep_order.tolist() == other.sweep_order.tolist()
+        assert np.allclose(one.sweep_conductance, other.sweep_conductance)

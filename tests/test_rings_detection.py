@@ -5,12 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import networkx as nx
+import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from ingest.generator import generate_bank
 from ingest.pipeline import ingest_directory
 from kg.sqlite_store import SQLiteStore
-from risk.rings.detect import DetectionParams, detect_rings, local_ring
+from risk.rings.detect import (
+    DetectionParams,
+    _induced_subgraph,
+    _neighbourhood,
+    detect_rings,
+    local_ring,
+)
 from risk.rings.evaluate import (
     identifier_components_baseline,
     jaccard,
@@ -102,3 +111,36 @@ def test_local_ring_of_a_planted_member_recovers_most_of_its_ring(
 def test_local_ring_of_an_unknown_customer_is_none(bank: tuple[FraudGraph, Path]) -> None:
     graph, _ = bank
     assert local_ring(graph, "NOBODY") is None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_local_neighbourhood_is_the_two_hop_ego_graph(seed: int) -> None:
+    graph = nx.gnm_random_graph(300, 600, seed=seed)
+    adjacency = sp.csr_matrix(nx.to_scipy_sparse_array(graph, nodelist=range(300)))
+    for node in (0, 7, 150):
+        expected = sorted(nx.ego_graph(graph, node, radius=2).nodes)
+        assert _neighbourhood(adjacency, node, 2, 4000).tolist() == expected
+
+
+def test_a_neighbourhood_over_the_cap_stops_at_the_last_hop_that_fits() -> None:
+    # A star of 50 leaves whose leaf 1 has 10 leaves of its own: from leaf 1 the first hop
+    # brings the centre and those 10 (12 nodes), the second would add the centre's other
+    # 49 leaves (61 > cap 40), so the ball stays at one hop.
+    graph = nx.star_graph(50)
+    graph.add_edges_from((1, 51 + k) for k in range(10))
+    adjacency = sp.csr_matrix(nx.to_scipy_sparse_array(graph, nodelist=range(61)))
+    assert _neighbourhood(adjacency, 1, 2, 40).tolist() == [0, 1, *range(51, 61)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_induced_subgraph_equals_scipy_row_and_column_selection(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    upper = sp.random(200, 200, density=0.05, random_state=seed, format="csr")
+    adjacency = sp.csr_matrix(sp.triu(upper, k=1) + sp.triu(upper, k=1).T)
+    nodes = np.sort(rng.choice(200, size=60, replace=False)).astype(np.int64)
+    expected = sp.csr_matrix(adjacency[nodes][:, nodes])
+    expected.sort_indices()
+    found = _induced_subgraph(adjacency, nodes)
+    assert np.array_equal(found.indptr, expected.indptr)
+    assert np.array_equal(found.indices, expected.indices)
+    assert np.array_equal(found.data, expected.data)

@@ -7,13 +7,15 @@ Lang (FOCS 2006), and a sweep over the nodes sorted by ``p_u / d_u`` returns the
 motif conductance ``cut_M(S) / min(vol_M(S), vol_M(V \\ S))``. A seed in no triangle falls back
 to the same procedure on the edge weights.
 
-A single query computes ``W_M`` only for the rows the push touches, so its cost depends on the
-neighbourhood explored (bounded by ``1 / epsilon`` motif volume), not on the graph size.
+On a large graph a single query computes ``W_M`` only for the rows the push touches, so its
+cost depends on the neighbourhood explored (bounded by ``1 / epsilon`` motif volume), not on the
+graph size; a small graph (a neighbourhood cut out for the query) gets all of ``W_M`` from one
+sparse product. The push runs in rounds, every node over its threshold at once, so a query is
+a few array operations per round rather than a Python step per push.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +27,9 @@ from risk.community.leiden import Graph, as_csr_adjacency
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+# Graphs up to this many nodes get their whole triangle-motif matrix at once.
+_EAGER_NODES = 20_000
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,11 @@ def mappr_cluster(
     if motif_weights is not None:
         rows = _CsrRows(motif_weights)
         total_volume = float(motif_weights.sum())
+    elif n <= _EAGER_NODES:
+        # A small graph (a neighbourhood cut out for one query): one sparse product gives
+        # every row at once, the same rows the lazy path would compute one by one.
+        rows = _CsrRows(triangle_weights(adj))
+        total_volume = None
     else:
         rows = _LocalTriangleRows(adj)
         total_volume = None
@@ -171,6 +181,8 @@ class _Rows(Protocol):
 
     def row(self, node: int) -> tuple[IntArray, FloatArray]: ...
 
+    def rows(self, nodes: IntArray) -> tuple[IntArray, IntArray, FloatArray]: ...
+
     def degree(self, node: int) -> float: ...
 
     def degrees(self, nodes: IntArray) -> FloatArray: ...
@@ -180,6 +192,7 @@ class _CsrRows:
     """Rows of a precomputed symmetric weight matrix; degrees are summed on demand."""
 
     def __init__(self, weights: sp.csr_matrix) -> None:
+        self.matrix = weights
         self._indptr = weights.indptr
         self._indices = weights.indices
         self._data = weights.data
@@ -194,6 +207,18 @@ class _CsrRows:
 
     def degree(self, node: int) -> float:
         return float(self._data[self._indptr[node] : self._indptr[node + 1]].sum())
+
+    def rows(self, nodes: IntArray) -> tuple[IntArray, IntArray, FloatArray]:
+        """The rows of ``nodes`` at once: (slot in ``nodes``, neighbour, weight) per entry."""
+        starts = self._indptr[nodes].astype(np.int64)
+        lengths = self._indptr[nodes + 1].astype(np.int64) - starts
+        owner = np.repeat(np.arange(nodes.size, dtype=np.int64), lengths)
+        entries = _ranges(starts, lengths)
+        return (
+            owner,
+            self._indices[entries].astype(np.int64),
+            self._data[entries].astype(np.float64),
+        )
 
     def degrees(self, nodes: IntArray) -> FloatArray:
         starts = self._indptr[nodes].astype(np.int64)
@@ -222,6 +247,22 @@ class _LocalTriangleRows:
 
     def degree(self, node: int) -> float:
         return float(self.degrees(np.array([node], dtype=np.int64))[0])
+
+    def rows(self, nodes: IntArray) -> tuple[IntArray, IntArray, FloatArray]:
+        """The rows of ``nodes`` at once: (slot in ``nodes``, neighbour, weight) per entry."""
+        missing = np.array([u for u in nodes.tolist() if u not in self._rows], dtype=np.int64)
+        if missing.size:
+            self._compute(missing)
+        parts = [self._rows[u] for u in nodes.tolist()]
+        lengths = np.array([nbrs.size for nbrs, _ in parts], dtype=np.int64)
+        owner = np.repeat(np.arange(nodes.size, dtype=np.int64), lengths)
+        if not parts:
+            return owner, np.zeros(0, dtype=np.int64), np.zeros(0)
+        return (
+            owner,
+            np.concatenate([nbrs for nbrs, _ in parts]),
+            np.concatenate([weights for _, weights in parts]),
+        )
 
     def degrees(self, nodes: IntArray) -> FloatArray:
         missing = np.array([u for u in nodes.tolist() if u not in self._degree], dtype=np.int64)
@@ -262,53 +303,78 @@ def _ranges(starts: IntArray, lengths: IntArray) -> IntArray:
 
 
 def _push(rows: _Rows, seed: int, alpha: float, epsilon: float) -> FloatArray:
-    # Non-lazy ACL push. Invariant: ppr(seed) = p + ppr(r); stopping once r_u < ε d_u
-    # everywhere gives 0 <= ppr_u - p_u <= ε d_u on an undirected graph.
+    # ACL push, all nodes over the threshold at once. Invariant: ppr(seed) = p + ppr(r),
+    # whatever the order of the pushes; stopping once r_u < ε d_u everywhere gives
+    # 0 <= ppr_u - p_u <= ε d_u on an undirected graph. Pushing a whole round together
+    # costs a few array operations per round instead of a Python step per push, which is
+    # what bounds a query on a dense neighbourhood (thousands of pushes, ~100 rounds).
     if not 0 < alpha <= 1 or epsilon <= 0:
         raise ValueError("alpha must be in (0, 1] and epsilon positive")
+    if isinstance(rows, _CsrRows) and rows.n <= _EAGER_NODES:
+        return _push_dense(rows.matrix, seed, alpha, epsilon)
     p = np.zeros(rows.n)
     residual = np.zeros(rows.n)
     residual[seed] = 1.0
-    queue = deque([seed])
-    queued = {seed}
-    while queue:
-        node = queue.popleft()
-        queued.discard(node)
-        degree = rows.degree(node)
-        mass = residual[node]
-        if degree == 0 or mass < epsilon * degree:
-            continue
-        p[node] += alpha * mass
-        residual[node] = 0.0
-        nbrs, weights = rows.row(node)
-        residual[nbrs] += (1.0 - alpha) * mass * weights / degree
-        over = nbrs[residual[nbrs] >= epsilon * rows.degrees(nbrs)]
-        for v in over.tolist():
-            if v not in queued:
-                queued.add(v)
-                queue.append(v)
+    over = np.array([seed], dtype=np.int64)
+    over_degree = rows.degrees(over)
+    while over.size:
+        keep = (over_degree > 0) & (residual[over] >= epsilon * over_degree)
+        over, over_degree = over[keep], over_degree[keep]
+        if over.size == 0:
+            break
+        mass = residual[over]
+        p[over] += alpha * mass
+        residual[over] = 0.0
+        owner, nbrs, weights = rows.rows(over)
+        np.add.at(residual, nbrs, (1.0 - alpha) * mass[owner] * weights / over_degree[owner])
+        # A lower bound on the degree (the weight of the entry just pushed along) rules out
+        # most neighbours before their degrees are looked up.
+        maybe = np.unique(nbrs[residual[nbrs] >= epsilon * weights])
+        maybe_degree = rows.degrees(maybe)
+        reached = residual[maybe] >= epsilon * maybe_degree
+        over, over_degree = maybe[reached], maybe_degree[reached]
     return p
+
+
+def _push_dense(weights: sp.csr_matrix, seed: int, alpha: float, epsilon: float) -> FloatArray:
+    # The same rounds as `_push` on whole vectors of a small graph: a round is a handful of
+    # vector operations and one sparse product, and a query on a small closed group takes
+    # ~150 rounds (the residual shrinks by 1 - alpha per round until it is below ε d).
+    degree = np.asarray(weights.sum(axis=1)).ravel()
+    threshold = np.where(degree > 0, epsilon * degree, np.inf)
+    inverse_degree = np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0)
+    p = np.zeros(weights.shape[0])
+    residual = np.zeros(weights.shape[0])
+    residual[seed] = 1.0
+    while True:
+        mass = np.where(residual >= threshold, residual, 0.0)
+        if not mass.any():
+            return p
+        p += alpha * mass
+        residual -= mass
+        # Symmetric weights: the spread to v is sum_u W[v, u] mass_u / d_u.
+        residual += (1.0 - alpha) * (weights @ (mass * inverse_degree))
 
 
 def _sweep(rows: _Rows, p: FloatArray, total_volume: float | None) -> tuple[IntArray, FloatArray]:
     support = np.flatnonzero(p)
     degree = rows.degrees(support)
     # Decreasing p_u / d_u; ties go to the lower node id.
-    order = support[np.lexsort((support, -(p[support] / degree)))]
-    degree = rows.degrees(order)
-    position = {int(u): k for k, u in enumerate(order.tolist())}
-    profile = np.empty(order.size)
-    cut = 0.0
-    volume = 0.0
-    for k, u in enumerate(order.tolist()):
-        nbrs, weights = rows.row(u)
-        inside = np.fromiter(
-            (position.get(int(v), order.size) < k for v in nbrs), dtype=np.bool_, count=nbrs.size
-        )
-        cut += degree[k] - 2.0 * float(weights[inside].sum())
-        volume += degree[k]
-        smaller = volume if total_volume is None else min(volume, total_volume - volume)
-        profile[k] = cut / smaller if smaller > 0 else 1.0
+    rank = np.lexsort((support, -(p[support] / degree)))
+    order = support[rank]
+    degree = degree[rank]
+    position = np.full(rows.n, order.size, dtype=np.int64)
+    position[order] = np.arange(order.size, dtype=np.int64)
+    # Adding the k-th node moves its weight to earlier nodes from the cut into the set:
+    # cut_k = cut_{k-1} + d_k - 2 w(k, earlier). Each edge inside the prefix is counted
+    # once, at its later end.
+    owner, nbrs, weights = rows.rows(order)
+    earlier = position[nbrs] < owner
+    inner = np.bincount(owner[earlier], weights=weights[earlier], minlength=order.size)
+    cut = np.cumsum(degree - 2.0 * inner)
+    volume = np.cumsum(degree)
+    smaller = volume if total_volume is None else np.minimum(volume, total_volume - volume)
+    profile = np.divide(cut, smaller, out=np.ones(order.size), where=smaller > 0)
     return order, profile
 
 

@@ -54,6 +54,9 @@ class DetectionParams:
         leiden_resolution: modularity resolution when `method` is "leiden".
         leiden_iterations: Leiden iterations (negative: until no gain; slow at 1M nodes).
         walk_length, walks_per_node, min_cluster_size: density-peak settings.
+        sketch_dim: density-peak edge-length sketch columns. 64 (half the library
+            default) keeps the nightly job's clustering cost at 1M customers; the
+            planted-ring scores on the 200k bank are the same as with 128.
         seed: seed of the clustering.
         graph: fraud-graph edge weights.
         score: ring-score weights.
@@ -68,6 +71,7 @@ class DetectionParams:
     walk_length: int = 8
     walks_per_node: int = 8
     min_cluster_size: int = 3
+    sketch_dim: int = 64
     seed: int = 0
     graph: FraudGraphWeights = field(default_factory=FraudGraphWeights)
     score: ScoreWeights = field(default_factory=ScoreWeights)
@@ -106,6 +110,7 @@ def candidate_communities(graph: FraudGraph, params: DetectionParams) -> IntArra
         graph.adjacency,
         walk_length=params.walk_length,
         walks_per_node=params.walks_per_node,
+        sketch_dim=params.sketch_dim,
         min_cluster_size=params.min_cluster_size,
         seed=params.seed,
     )
@@ -243,21 +248,47 @@ class LocalRing:
     ring: Ring | None
 
 
+def _row_entries(adjacency: sp.csr_matrix, nodes: IntArray) -> tuple[IntArray, IntArray]:
+    """Positions in ``indices``/``data`` of the rows of ``nodes``, and the row slot of each."""
+    starts = adjacency.indptr[nodes].astype(np.int64)
+    lengths = adjacency.indptr[nodes + 1].astype(np.int64) - starts
+    owner = np.repeat(np.arange(nodes.size, dtype=np.int64), lengths)
+    first = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    entries = np.repeat(starts, lengths) + np.arange(owner.size, dtype=np.int64) - first
+    return entries, owner
+
+
 def _neighbourhood(adjacency: sp.csr_matrix, seed: int, hops: int, cap: int) -> IntArray:
     nodes = np.array([seed], dtype=np.int64)
     frontier = nodes
     for _ in range(hops):
-        starts, ends = adjacency.indptr[frontier], adjacency.indptr[frontier + 1]
-        if int((ends - starts).sum()) == 0:
+        entries, _ = _row_entries(adjacency, frontier)
+        if entries.size == 0:
             break
-        nxt = np.unique(
-            np.concatenate([adjacency.indices[s:e] for s, e in zip(starts, ends, strict=True)])
-        )
+        nxt = np.unique(adjacency.indices[entries])
         frontier = np.setdiff1d(nxt, nodes, assume_unique=True).astype(np.int64)
         if nodes.size + frontier.size > cap:
             break
         nodes = np.union1d(nodes, frontier)
     return nodes
+
+
+def _induced_subgraph(adjacency: sp.csr_matrix, nodes: IntArray) -> sp.csr_matrix:
+    """``adjacency[nodes][:, nodes]`` for ascending ``nodes``, in time proportional to
+    their edges (scipy's column selection walks all columns of the big matrix)."""
+    entries, owner = _row_entries(adjacency, nodes)
+    cols = adjacency.indices[entries]
+    local = np.minimum(np.searchsorted(nodes, cols), nodes.size - 1)
+    inside = nodes[local] == cols
+    counts = np.bincount(owner[inside], minlength=nodes.size)
+    return sp.csr_matrix(
+        (
+            adjacency.data[entries[inside]],
+            local[inside],
+            np.concatenate([[0], np.cumsum(counts)]),
+        ),
+        shape=(nodes.size, nodes.size),
+    )
 
 
 def local_ring(
@@ -286,7 +317,7 @@ def local_ring(
     if adjacency.indptr[seed + 1] == adjacency.indptr[seed]:
         return LocalRing(seed, np.array([seed], dtype=np.int64), 1.0, None)
     ball = _neighbourhood(adjacency, seed, 2, LOCAL_MAX_NODES)
-    sub = sp.csr_matrix(adjacency[ball][:, ball])
+    sub = _induced_subgraph(adjacency, ball)
     local_seed = int(np.searchsorted(ball, seed))
     cluster = mappr_cluster(sub, local_seed)
     members = ball[cluster.nodes]
