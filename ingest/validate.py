@@ -82,10 +82,14 @@ def _mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def _real_day(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """True where a YYYY-MM-DD string is a calendar day (strptime alone rolls 02-30 over)."""
-    parsed = pc.strptime(values, format="%Y-%m-%d", unit="s", error_is_null=True)
-    round_trip = pc.strftime(parsed, format="%Y-%m-%d")
-    return _mask(pc.equal(round_trip, values))
+    """True where a YYYY-MM-DD string is a calendar day (strptime alone rolls 02-30 over).
+
+    Checked once per distinct value: a column of millions of dates holds a few thousand days.
+    """
+    distinct = pc.unique(values)
+    parsed = pc.strptime(distinct, format="%Y-%m-%d", unit="s", error_is_null=True)
+    real = distinct.filter(_mask(pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), distinct)))
+    return _mask(pc.is_in(values, value_set=real))
 
 
 def _per_distinct(values: pa.ChunkedArray, check: Callable[[str], bool]) -> np.ndarray:

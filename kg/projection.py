@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 import igraph as ig
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from kg.model import REL_SCHEMAS, Label, RelType
-from kg.store import GraphStore
+from kg.store import GraphStore, edge_columns, node_columns
 
 LABEL_CODES: dict[Label, int] = {label: code for code, label in enumerate(Label)}
 
@@ -57,6 +58,7 @@ class Projection:
     relations: dict[str, RelationCSR]
     build_seconds: float = 0.0
     _position_by_id: dict[str, int] | None = None
+    _position_by_nid: NDArray[np.int64] | None = None
 
     @property
     def num_nodes(self) -> int:
@@ -68,13 +70,33 @@ class Projection:
 
     def positions_of_nids(self, nids: NDArray[np.int64]) -> NDArray[np.int64]:
         """Dense positions of store nids (all must be in the projection)."""
-        positions = np.searchsorted(self.nids, nids)
-        if positions.size and (
-            positions.max(initial=0) >= self.nids.size
-            or not np.array_equal(self.nids[positions], nids)
-        ):
+        if nids.size == 0:
+            return np.empty(0, np.int64)
+        lookup = self._nid_lookup()
+        if lookup is None:  # nids too sparse for a direct table: binary search
+            positions = np.searchsorted(self.nids, nids)
+            if positions.max(initial=0) >= self.nids.size or not np.array_equal(
+                self.nids[positions], nids
+            ):
+                raise KeyError("nid not in projection")
+            return positions.astype(np.int64)
+        if nids.min() < 0 or nids.max() >= lookup.size:
             raise KeyError("nid not in projection")
-        return positions.astype(np.int64)
+        positions = lookup[nids]
+        if positions.min() < 0:
+            raise KeyError("nid not in projection")
+        return positions
+
+    def _nid_lookup(self) -> NDArray[np.int64] | None:
+        """Position by nid as a direct table (one gather per edge, no search), when the nids
+        are dense enough for it to stay within a few times the node count."""
+        if self._position_by_nid is None and self.nids.size:
+            top = int(self.nids[-1])
+            if int(self.nids[0]) >= 0 and top < 4 * self.nids.size + 1024:
+                lookup = np.full(top + 1, -1, np.int64)
+                lookup[self.nids] = np.arange(self.nids.size, dtype=np.int64)
+                self._position_by_nid = lookup
+        return self._position_by_nid
 
     def position(self, entity_id: str) -> int | None:
         if self._position_by_id is None:
@@ -146,22 +168,16 @@ class Projection:
             progress: called with (what, rows) after each batch.
         """
         started = time.perf_counter()
-        nid_parts, id_parts, label_parts = [], [], []
-        for batch in store.node_batches():
-            nid_parts.append(batch.column("nid").to_numpy())
-            id_parts.append(batch.column("id").to_numpy(zero_copy_only=False))
-            labels = batch.column("label").to_pylist()
-            label_parts.append(
-                np.fromiter((LABEL_CODES[Label(v)] for v in labels), np.int8, len(labels))
-            )
-            if progress is not None:
-                progress("nodes", batch.num_rows)
-        nids = np.concatenate(nid_parts) if nid_parts else np.empty(0, np.int64)
-        order = np.argsort(nids, kind="stable")
-        nids = nids[order].astype(np.int64)
-        ids = (np.concatenate(id_parts) if id_parts else np.empty(0, object))[order]
-        labels = (np.concatenate(label_parts) if label_parts else np.empty(0, np.int8))[order]
-        projection = cls(nids, ids.astype(object), labels, {})
+        nodes = node_columns(store)
+        nids = nodes.column("nid").to_numpy().astype(np.int64, copy=False)
+        ids = nodes.column("id").to_numpy(zero_copy_only=False)
+        labels = _label_codes(nodes.column("label"))
+        if nids.size > 1 and not bool((nids[1:] > nids[:-1]).all()):
+            order = np.argsort(nids, kind="stable")
+            nids, ids, labels = nids[order], ids[order], labels[order]
+        projection = cls(nids, ids.astype(object, copy=False), labels, {})
+        if progress is not None:
+            progress("nodes", projection.num_nodes)
 
         for rel_type in list(RelType) if rel_types is None else list(rel_types):
             rel_type = RelType(rel_type)
@@ -171,10 +187,14 @@ class Projection:
                 if kind in ("float", "int")
             ]
             wanted = list(props.get(rel_type, numeric)) if props else numeric
-            batches = store.edge_batches(rel_type)
-            projection.relations[rel_type.value] = projection._build(
-                batches, wanted, rel_type.value, progress
+            edges = edge_columns(store, rel_type, wanted)
+            projection.relations[rel_type.value] = projection._csr(
+                projection._column_positions(edges.column("src")),
+                projection._column_positions(edges.column("dst")),
+                {p: _float_column(edges.column(p)) for p in wanted},
             )
+            if progress is not None:
+                progress(rel_type.value, edges.num_rows)
         for predicate in inferred:
             batches = store.inferred_batches(predicate)
             projection.relations[predicate] = projection._build(
@@ -196,26 +216,69 @@ class Projection:
             src_parts.append(batch.column("src").to_numpy())
             dst_parts.append(batch.column("dst").to_numpy())
             for p in wanted:
-                column = batch.column(p).cast(pa.float64())
-                prop_parts[p].append(column.to_numpy(zero_copy_only=False))
+                prop_parts[p].append(_float_column(batch.column(p)))
             if progress is not None:
                 progress(name, batch.num_rows)
-        src = (
-            self.positions_of_nids(np.concatenate(src_parts))
-            if src_parts
-            else np.empty(0, np.int64)
+        return self._csr(
+            self.positions_of_nids(
+                np.concatenate(src_parts) if src_parts else np.empty(0, np.int64)
+            ),
+            self.positions_of_nids(
+                np.concatenate(dst_parts) if dst_parts else np.empty(0, np.int64)
+            ),
+            {p: np.concatenate(parts) if parts else np.empty(0) for p, parts in prop_parts.items()},
         )
-        dst = (
-            self.positions_of_nids(np.concatenate(dst_parts))
-            if dst_parts
-            else np.empty(0, np.int64)
-        )
-        order = np.argsort(src, kind="stable")
+
+    def _column_positions(self, column: pa.ChunkedArray) -> NDArray[np.int64]:
+        """Positions of a column of nids, chunk by chunk into one array (no concatenated
+        copy of the nids)."""
+        out = np.empty(len(column), np.int64)
+        offset = 0
+        for chunk in column.chunks:
+            out[offset : offset + len(chunk)] = self.positions_of_nids(chunk.to_numpy())
+            offset += len(chunk)
+        return out
+
+    def _csr(
+        self,
+        src: NDArray[np.int64],
+        dst: NDArray[np.int64],
+        props: dict[str, NDArray[np.float64]],
+    ) -> RelationCSR:
+        """CSR of edges given by node positions, with vectorised numpy only (no Python per
+        edge)."""
         counts = np.bincount(src, minlength=self.num_nodes)
         indptr = np.zeros(self.num_nodes + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
-        props = {
-            p: (np.concatenate(parts) if parts else np.empty(0))[order].astype(np.float64)
-            for p, parts in prop_parts.items()
-        }
-        return RelationCSR(indptr, dst[order].astype(np.int64), props)
+        # Stores stream edges by source nid, and positions follow nid order, so the sort is
+        # usually already done; the stable sort keeps edge order within a source otherwise.
+        if src.size > 1 and not bool((src[1:] >= src[:-1]).all()):
+            order = np.argsort(src, kind="stable")
+            dst = dst[order]
+            props = {p: values[order] for p, values in props.items()}
+        return RelationCSR(indptr, dst, props)
+
+
+def _float_column(column: pa.ChunkedArray | pa.Array) -> NDArray[np.float64]:
+    """A numeric column as float64 with NaN for nulls, chunk by chunk into one array."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    values = np.empty(len(column), np.float64)
+    offset = 0
+    for chunk in chunks:
+        part = chunk.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        values[offset : offset + len(part)] = part
+        offset += len(part)
+    return values
+
+
+def _label_codes(column: pa.ChunkedArray) -> NDArray[np.int8]:
+    """`LABEL_CODES` of a label column (strings or dictionary), decoded once per distinct
+    label instead of once per node."""
+    parts = [np.empty(0, np.int8)]
+    for chunk in column.chunks:
+        encoded = chunk if pa.types.is_dictionary(chunk.type) else pc.dictionary_encode(chunk)
+        codes = np.array(
+            [LABEL_CODES[Label(v)] for v in encoded.dictionary.to_pylist()], dtype=np.int8
+        )
+        parts.append(codes[encoded.indices.to_numpy(zero_copy_only=False)])
+    return np.concatenate(parts)

@@ -26,6 +26,8 @@ PRAGMAS = (
     "PRAGMA cache_size=-262144",
     "PRAGMA mmap_size=1073741824",
     "PRAGMA busy_timeout=30000",
+    # The sorter of CREATE INDEX (the end of a bulk load) may use a helper thread.
+    "PRAGMA threads=2",
 )
 
 
@@ -67,13 +69,20 @@ def _create_rel_table(rel_type: RelType) -> list[str]:
     ]
 
 
-# The secondary indexes of the inferred table; a bulk replace drops and rebuilds them, since
-# building an index from sorted rows beats millions of random B-tree inserts.
-INFERRED_INDEXES = (
-    "CREATE INDEX inferred_src ON inferred(src, predicate)",
-    "CREATE INDEX inferred_dst ON inferred(dst, predicate)",
+# The secondary index of the inferred table (schema 2 on); a bulk replace drops and rebuilds
+# it, since building an index from sorted rows beats millions of random B-tree inserts.
+INFERRED_INDEXES = ("CREATE INDEX inferred_src ON inferred(src, predicate)",)
+INFERRED_DROP_INDEXES = ("DROP INDEX inferred_src",)
+# A premises segment counts the inferred rows that point into it and goes with the last one.
+# Rows are never updated in place (a new derivation deletes the old row and inserts): an
+# update trigger would slow every upsert. A full clear drops the trigger around its delete.
+INFERRED_TRIGGERS = (
+    "CREATE TRIGGER inferred_release_deleted AFTER DELETE ON inferred "
+    "WHEN old.segment IS NOT NULL BEGIN "
+    "UPDATE inferred_premises SET live = live - 1 WHERE segment = old.segment; "
+    "DELETE FROM inferred_premises WHERE segment = old.segment AND live <= 0; END",
 )
-INFERRED_DROP_INDEXES = ("DROP INDEX inferred_src", "DROP INDEX inferred_dst")
+INFERRED_DROP_TRIGGERS = ("DROP TRIGGER inferred_release_deleted",)
 
 
 def _schema_v1() -> list[str]:
@@ -92,7 +101,8 @@ def _schema_v1() -> list[str]:
         "CREATE TABLE inferred (predicate TEXT NOT NULL, src INTEGER NOT NULL, "
         "dst INTEGER NOT NULL, rule TEXT NOT NULL, premises TEXT NOT NULL, value REAL, "
         "PRIMARY KEY (predicate, src, dst)) WITHOUT ROWID",
-        *INFERRED_INDEXES,
+        "CREATE INDEX inferred_src ON inferred(src, predicate)",
+        "CREATE INDEX inferred_dst ON inferred(dst, predicate)",
         "CREATE TABLE documents (collection TEXT NOT NULL, key TEXT NOT NULL, "
         "body TEXT NOT NULL, updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ')), "
         "PRIMARY KEY (collection, key)) WITHOUT ROWID",
@@ -109,9 +119,54 @@ def _schema_v1() -> list[str]:
     return statements
 
 
+def _schema_v2() -> list[str]:
+    """Inferred facts with integer predicate and rule codes; their premises move out of the
+    row into zstd-compressed segments (`segment`, `item`), so the clustered table stays small.
+    Rows carried over keep their premises inline in `premises` (NULL for segment rows)."""
+    return [
+        "CREATE TABLE inferred_terms (code INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
+        # codes in name order, so the old key order (predicate name, src, dst) is the new one
+        "INSERT INTO inferred_terms (name) SELECT name FROM (SELECT predicate AS name FROM "
+        "inferred UNION SELECT rule FROM inferred) ORDER BY name",
+        # a segment: `items` premises JSON texts, zstd-compressed after an int64 offsets header;
+        # `size` is the uncompressed length, `live` the rows still pointing into it
+        "CREATE TABLE inferred_premises (segment INTEGER PRIMARY KEY, items INTEGER NOT NULL, "
+        "size INTEGER NOT NULL, live INTEGER NOT NULL, body BLOB NOT NULL)",
+        "CREATE TABLE inferred_v2 (predicate INTEGER NOT NULL, src INTEGER NOT NULL, "
+        "dst INTEGER NOT NULL, rule INTEGER NOT NULL, value REAL, segment INTEGER, "
+        "item INTEGER, premises TEXT, PRIMARY KEY (predicate, src, dst)) WITHOUT ROWID",
+        "INSERT INTO inferred_v2 (predicate, src, dst, rule, value, premises) "
+        # a scan of the old table in its key order appends to the new one (CROSS JOIN keeps
+        # the old table outermost): no sort of millions of rows with their premises
+        "SELECT p.code, i.src, i.dst, r.code, i.value, i.premises FROM inferred i "
+        "CROSS JOIN inferred_terms p ON p.name = i.predicate "
+        "CROSS JOIN inferred_terms r ON r.name = i.rule ORDER BY i.predicate, i.src, i.dst",
+        "DROP TABLE inferred",
+        "ALTER TABLE inferred_v2 RENAME TO inferred",
+        *INFERRED_INDEXES,
+        *INFERRED_TRIGGERS,
+    ]
+
+
+def _schema_v3() -> list[str]:
+    """Documents move to a rowid table with a unique (collection, key) index. In the
+    clustered WITHOUT ROWID table every key lookup that passed a large document (the risk
+    index is hundreds of megabytes at 1M customers) read all of its overflow pages to compare
+    keys, so a look at a small document next to it took half a second."""
+    return [
+        "CREATE TABLE documents_v3 (collection TEXT NOT NULL, key TEXT NOT NULL, "
+        "body TEXT NOT NULL, updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ')), "
+        "UNIQUE (collection, key))",
+        "INSERT INTO documents_v3 (collection, key, body, updated_at) "
+        "SELECT collection, key, body, updated_at FROM documents",
+        "DROP TABLE documents",
+        "ALTER TABLE documents_v3 RENAME TO documents",
+    ]
+
+
 # Migrations by the schema version they produce. A new version appends a list; existing
 # lists never change, so an old file is brought forward step by step.
-MIGRATIONS: dict[int, list[str]] = {1: _schema_v1()}
+MIGRATIONS: dict[int, list[str]] = {1: _schema_v1(), 2: _schema_v2(), 3: _schema_v3()}
 
 GET_META = "SELECT value FROM meta WHERE key = ?"
 SET_META = (
@@ -227,6 +282,11 @@ def edge_upsert(rel_type: RelType) -> str:
     )
 
 
+# One chunk of an edge upsert, undone alone when it names an unknown node.
+EDGES_SAVEPOINT = "SAVEPOINT upsert_edges"
+EDGES_ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO upsert_edges"
+EDGES_RELEASE_SAVEPOINT = "RELEASE upsert_edges"
+
 ALIAS_UPSERT = (
     "INSERT INTO aliases (alias, nid) SELECT ?, nid FROM nodes WHERE id = ? "
     "ON CONFLICT(alias) DO UPDATE SET nid = excluded.nid"
@@ -241,6 +301,36 @@ TRANSFERS_INSERT = (
     f"INSERT INTO {rel_table(RelType.TRANSFERRED)} "
     "(src, dst, key, count, total_amount, first_ts, last_ts, _source) "
     "VALUES (?, ?, '', ?, ?, ?, ?, 'transactions')"
+)
+
+# --- columnar copies: each relationship type and the node list as compressed Arrow columns ---
+# Not part of the numbered schema: created when missing, so a store file of any version gets
+# them on its first read-write open. A copy named `name` is valid only while its `version`
+# equals the counter in `columnar_versions`, which every write to its rows bumps inside the
+# same transaction (a missing counter row counts as version 0).
+COLUMNAR_TABLES = (
+    "CREATE TABLE IF NOT EXISTS columnar_versions (name TEXT PRIMARY KEY, "
+    "version INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS columnar_segments (name TEXT NOT NULL, col TEXT NOT NULL, "
+    "segment INTEGER NOT NULL, version INTEGER NOT NULL, rows INTEGER NOT NULL, "
+    "body BLOB NOT NULL, PRIMARY KEY (name, col, segment))",
+)
+COLUMNAR_BUMP = (
+    "INSERT INTO columnar_versions (name, version) VALUES (?, 1) "
+    "ON CONFLICT(name) DO UPDATE SET version = version + 1"
+)
+COLUMNAR_VERSION = "SELECT coalesce(max(version), 0) FROM columnar_versions WHERE name = ?"
+COLUMNAR_COLUMNS = (
+    "SELECT DISTINCT col FROM columnar_segments WHERE name = ?1 AND version = "
+    "(SELECT coalesce(max(version), 0) FROM columnar_versions WHERE name = ?1)"
+)
+COLUMNAR_SEGMENTS = (
+    "SELECT body FROM columnar_segments WHERE name = ? AND col = ? AND version = ? ORDER BY segment"
+)
+COLUMNAR_CLEAR = "DELETE FROM columnar_segments WHERE name = ?"
+COLUMNAR_INSERT = (
+    "INSERT INTO columnar_segments (name, col, segment, version, rows, body) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
 )
 
 # --- point reads ------------------------------------------------------------------------
@@ -331,36 +421,61 @@ def edge_batches(rel_type: RelType) -> str:
 
 
 # --- inferred facts -----------------------------------------------------------------------
-INFERRED_CLEAR_ALL = "DELETE FROM inferred"
-INFERRED_CLEAR_PREDICATE = "DELETE FROM inferred WHERE predicate = ?"
-# Ends arrive as entity ids; they are resolved once per distinct id through a staging table
-# (one indexed join), so rows are written with nids and no per-row lookups.
-INFERRED_STAGE_IDS_CREATE = (
-    "CREATE TEMP TABLE IF NOT EXISTS stage_inferred_ids (k INTEGER PRIMARY KEY, id TEXT NOT NULL)"
+INFERRED_CLEAR_ALL = ("DELETE FROM inferred", "DELETE FROM inferred_premises")
+INFERRED_CLEAR_PREDICATE = (
+    "DELETE FROM inferred WHERE predicate = (SELECT code FROM inferred_terms WHERE name = ?)"
 )
-INFERRED_STAGE_IDS_CLEAR = "DELETE FROM stage_inferred_ids"
-INFERRED_STAGE_IDS_INSERT = "INSERT INTO stage_inferred_ids (k, id) VALUES (?, ?)"
-INFERRED_STAGE_IDS_RESOLVE = (
-    "SELECT s.k, n.nid FROM stage_inferred_ids s JOIN nodes n ON n.id = s.id"
+# Ends arrive as entity ids; the distinct ones travel as one JSON array and are resolved with
+# one indexed join, so no Python object per row. Returns the matched positions and their nids
+# as two JSON arrays of the same order.
+INFERRED_RESOLVE_IDS = (
+    "SELECT json_group_array(j.key), json_group_array(n.nid) "
+    "FROM json_each(?) j JOIN nodes n ON n.id = j.value"
 )
+INFERRED_TERM_ADD = "INSERT OR IGNORE INTO inferred_terms (name) VALUES (?)"
+INFERRED_TERMS = "SELECT name, code FROM inferred_terms"
+INFERRED_NEXT_SEGMENT = "SELECT coalesce(max(segment), 0) + 1 FROM inferred_premises"
+INFERRED_SEGMENT_INSERT = (
+    "INSERT INTO inferred_premises (segment, items, size, live, body) VALUES (?, ?, ?, ?, ?)"
+)
+INFERRED_SEGMENT_GET = "SELECT items, size, body FROM inferred_premises WHERE segment = ?"
 INFERRED_INSERT = (
-    "INSERT INTO inferred (predicate, src, dst, rule, premises, value) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT(predicate, src, dst) DO UPDATE SET rule = excluded.rule, "
-    "premises = excluded.premises, value = excluded.value"
+    "INSERT INTO inferred (predicate, src, dst, rule, value, segment, item) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
-INFERRED_DELETE = "DELETE FROM inferred WHERE predicate = ? AND src = ? AND dst = ?"
-INFERRED_BATCHES_ALL = "SELECT predicate, src, dst, rule, value FROM inferred ORDER BY predicate"
+# Before a batch is inserted again: drop the older rows its keys collided with.
+INFERRED_DELETE_STALE = (
+    "DELETE FROM inferred WHERE predicate = ? AND src = ? AND dst = ? AND segment IS NOT ?"
+)
+INFERRED_DELETE = (
+    "DELETE FROM inferred WHERE predicate = (SELECT code FROM inferred_terms WHERE name = ?) "
+    "AND src = ? AND dst = ?"
+)
+# Predicates in name order, each a range of the clustered key (CROSS JOIN fixes the loop
+# order, so no sort of the whole table).
+INFERRED_BATCHES_ALL = (
+    "SELECT p.name, i.src, i.dst, r.name, i.value FROM inferred_terms p "
+    "CROSS JOIN inferred i ON i.predicate = p.code "
+    "JOIN inferred_terms r ON r.code = i.rule ORDER BY p.name"
+)
 INFERRED_BATCHES_PREDICATE = (
-    "SELECT predicate, src, dst, rule, value FROM inferred WHERE predicate = ?"
+    "SELECT p.name, i.src, i.dst, r.name, i.value FROM inferred_terms p "
+    "CROSS JOIN inferred i ON i.predicate = p.code "
+    "JOIN inferred_terms r ON r.code = i.rule WHERE p.name = ?"
 )
 INFERRED_GET = (
-    "SELECT i.predicate, a.id, b.id, i.rule, i.premises, i.value FROM inferred i "
+    "SELECT p.name, a.id, b.id, r.name, i.premises, i.segment, i.item, i.value "
+    "FROM inferred i JOIN inferred_terms p ON p.code = i.predicate "
+    "JOIN inferred_terms r ON r.code = i.rule "
     "JOIN nodes a ON a.nid = i.src JOIN nodes b ON b.nid = i.dst "
-    "WHERE i.src = ?1 AND (?2 IS NULL OR i.predicate = ?2) AND (?3 IS NULL OR i.dst = ?3) "
-    "ORDER BY i.predicate, b.id"
+    "WHERE i.src = ?1 AND (?2 IS NULL OR p.name = ?2) AND (?3 IS NULL OR i.dst = ?3) "
+    "ORDER BY p.name, b.id"
 )
 COUNT_INFERRED_ALL = "SELECT count(*) FROM inferred"
-COUNT_INFERRED_PREDICATE = "SELECT count(*) FROM inferred WHERE predicate = ?"
+COUNT_INFERRED_PREDICATE = (
+    "SELECT count(*) FROM inferred WHERE predicate = "
+    "(SELECT code FROM inferred_terms WHERE name = ?)"
+)
 
 # --- documents ------------------------------------------------------------------------------
 DOC_PUT = (

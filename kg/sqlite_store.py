@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,16 +37,132 @@ from kg.model import (
 )
 from kg.store import (
     ARROW_TYPES,
+    NODE_COLUMNS,
     SCHEMA_VERSION,
     SchemaVersionError,
     StoreCapabilities,
     StoreError,
+    edge_schema,
 )
 
 _WRITE_CHUNK = 50_000
 # From this many rows, a full replace of the inferred facts rebuilds the table's secondary
 # indexes after the load instead of maintaining them row by row.
 _BULK_INFERRED = 50_000
+# Premises segments: about this much JSON text, and at most this many items, per segment
+# (reading one fact's premises decompresses its segment: ~30-50 µs, mostly per-call cost).
+_PREMISES_SEGMENT_BYTES = 64 * 1024
+_PREMISES_SEGMENT_ITEMS = 1024
+# Rows per stored segment of a columnar copy (one compressed Arrow stream per column).
+_COPY_SEGMENT_ROWS = 2_000_000
+# The columnar copy of the node list (nid, id, label); edge copies are named by `_edges_copy`.
+_NODES_COPY = "nodes"
+_NODE_COPY_SCHEMA = pa.schema([("nid", pa.int64()), ("id", pa.string()), ("label", pa.string())])
+
+
+def _edges_copy(rel_type: RelType) -> str:
+    return f"edges:{rel_type.value}"
+
+
+def _ipc_column(name: str, column: pa.Array | pa.ChunkedArray) -> pa.Buffer:
+    """One column as an LZ4-compressed Arrow IPC stream (LZ4 rather than zstd: it decodes
+    about twice as fast, and decoding is most of a projection's read)."""
+    table = pa.table({name: column})
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def _decode_segment(body: bytes) -> pa.ChunkedArray:
+    with pa.ipc.open_stream(pa.py_buffer(body)) as reader:
+        column: pa.ChunkedArray = reader.read_all().column(0)
+    return column
+
+
+def _empty_strings(n: int) -> pa.Array:
+    """n empty strings, built from buffers (no Python object per row)."""
+    offsets = pa.py_buffer(np.zeros(n + 1, np.int32).tobytes())
+    return pa.Array.from_buffers(pa.string(), n, [None, offsets, pa.py_buffer(b"")])
+
+
+def _aggregate_transfers(table: pa.Table) -> pa.Table:
+    """TRANSFERRED edges from transactions (`from_nid`, `to_nid`, `amount`, `ts`): one row
+    per account pair in (src, dst) order with count, amount sum and the first and last
+    timestamp (ISO text, so the smallest and largest string).
+
+    Sorted with numpy on one int64 key per transaction; only pairs with several
+    transactions need their timestamps compared, so the strings are never sorted wholesale.
+    """
+    src = table.column("from_nid").to_numpy()
+    dst = table.column("to_nid").to_numpy()
+    if src.size and max(int(src.max()), int(dst.max())) < 2**31 and min(src.min(), dst.min()) >= 0:
+        order = np.argsort((src << 32) | dst, kind="stable")
+    else:
+        order = np.lexsort((dst, src))
+    src, dst = src[order], dst[order]
+    new_pair = np.ones(src.size, dtype=bool)
+    new_pair[1:] = (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])
+    starts = np.flatnonzero(new_pair)
+    counts = np.diff(np.append(starts, src.size))
+    amounts: npt.NDArray[np.float64] = np.zeros(starts.size)
+    if starts.size:
+        amounts = np.add.reduceat(table.column("amount").to_numpy()[order], starts)
+    ts = table.column("ts").combine_chunks().take(pa.array(order))
+    first, last = starts.copy(), starts + counts - 1
+    repeated = np.flatnonzero(counts > 1)
+    if repeated.size:
+        # Rows of the pairs with several transactions, ordered by (pair, ts): the first of a
+        # pair with nulls last, the last of a pair with nulls first (nulls never win).
+        rows = np.flatnonzero(np.repeat(counts > 1, counts))
+        keys = pa.table(
+            {"g": np.repeat(np.arange(repeated.size), counts[repeated]), "ts": ts.take(rows)}
+        )
+        ends = np.cumsum(counts[repeated])
+        for placement, target, at in (
+            ("at_end", first, ends - counts[repeated]),
+            ("at_start", last, ends - 1),
+        ):
+            by_ts = pc.sort_indices(
+                keys, sort_keys=[("g", "ascending", "at_end"), ("ts", "ascending", placement)]
+            )
+            target[repeated] = rows[by_ts.to_numpy()[at]]
+    return pa.table(
+        {
+            "src": src[starts],
+            "dst": dst[starts],
+            "key": _empty_strings(starts.size),
+            "count": counts.astype(np.int64),
+            "total_amount": pa.array(amounts, pa.float64()),
+            "first_ts": ts.take(pa.array(first)),
+            "last_ts": ts.take(pa.array(last)),
+        }
+    ).cast(edge_schema(RelType.TRANSFERRED))
+
+
+def _copy_layout(table: pa.Table, name: str) -> pa.Table:
+    """How a table is kept in a columnar copy: node labels dictionary-encoded (five values
+    over millions of rows)."""
+    if name != _NODES_COPY:
+        return table
+    index = table.schema.get_field_index("label")
+    return table.set_column(index, "label", pc.dictionary_encode(table.column("label")))
+
+
+def _tables_from_rows(
+    cursor: sqlite3.Cursor, schema: pa.Schema, batch_size: int
+) -> Iterator[pa.Table]:
+    """The rows of a query as Arrow tables of at most `batch_size` rows."""
+    while True:
+        rows = cursor.fetchmany(batch_size)
+        if not rows:
+            break
+        columns = list(zip(*rows, strict=True))
+        yield pa.Table.from_arrays(
+            [_arrow_column(col, field.type) for col, field in zip(columns, schema, strict=True)],
+            schema=schema,
+        )
 
 
 def _column_values(table: pa.Table, name: str, kind: PropType | None = None) -> list[Any]:
@@ -110,6 +227,7 @@ class SQLiteStore:
         native_path_queries=False,
         concurrent_readers=True,
         fulltext_search=False,
+        columnar_reads=True,
     )
 
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
@@ -129,6 +247,7 @@ class SQLiteStore:
             self._uri = f"file:{Path(self.path).resolve()}?mode={mode}"
             self._keepalive = None
         self._migrate()
+        self._has_columnar = self._ensure_columnar_tables()
 
     # --- connections and transactions ------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -191,18 +310,17 @@ class SQLiteStore:
         if getattr(self._local, "depth", 0) == 0:
             raise StoreError("bulk_load() must run inside transaction()")
         conn = self._conn
-        if self.count_nodes() > 0:
-            yield
-            return
         # Building an index from sorted data at the end is far cheaper than millions of
         # random B-tree inserts; the drop is part of the job's transaction, so a failed
         # job rolls it back with everything else.
-        dropped = conn.execute(sql.SECONDARY_INDEXES).fetchall()
+        dropped = [] if self.count_nodes() > 0 else conn.execute(sql.SECONDARY_INDEXES).fetchall()
         for name, _ in dropped:
             conn.execute(f'DROP INDEX "{name}"')
         yield
         for _, create in dropped:
             conn.execute(create)
+        # In the same transaction: the first projection after a load reads columns, not rows.
+        self.refresh_columnar_copies()
 
     def _execute_write(self, conn: sqlite3.Connection, statement: str) -> None:
         try:
@@ -243,6 +361,19 @@ class SQLiteStore:
         row = self._conn.execute(sql.GET_META, ("schema_version",)).fetchone()
         return int(row[0]) if row else 0
 
+    def _ensure_columnar_tables(self) -> bool:
+        """Create the columnar-copy tables when missing (a file from before them); returns
+        whether they exist. A read-only store without them reads rows."""
+        conn = self._conn
+        if conn.execute(sql.TABLE_EXISTS, ("columnar_segments",)).fetchone() is not None:
+            return True
+        if self.read_only:
+            return False
+        with self.transaction():
+            for statement in sql.COLUMNAR_TABLES:
+                conn.execute(statement)
+        return True
+
     # --- writes -----------------------------------------------------------------------------
     def upsert_nodes(self, label: Label, rows: pa.Table) -> int:
         label = Label(label)
@@ -250,6 +381,7 @@ class SQLiteStore:
         known = {"id", *schema.props, *PROVENANCE_COLUMNS}
         conn = self._conn
         with self.transaction():
+            self._invalidate_copy(_NODES_COPY)
             conn.execute(sql.stage_node_props_create(label))
             for start in range(0, rows.num_rows, _WRITE_CHUNK):
                 chunk = rows.slice(start, _WRITE_CHUNK)
@@ -274,6 +406,7 @@ class SQLiteStore:
         known = {"src", "dst", "key", *schema.props, *PROVENANCE_COLUMNS}
         conn = self._conn
         with self.transaction():
+            self._invalidate_copy(_edges_copy(rel_type))
             conn.execute(sql.stage_edges_create(rel_type))
             for start in range(0, rows.num_rows, _WRITE_CHUNK):
                 chunk = rows.slice(start, _WRITE_CHUNK)
@@ -288,14 +421,21 @@ class SQLiteStore:
                 columns += [_column_values(chunk, c) for c in PROVENANCE_COLUMNS]
                 conn.execute(sql.stage_edges_clear(rel_type))
                 conn.executemany(sql.stage_edges_insert(rel_type), zip(*columns, strict=True))
-                dangling = conn.execute(sql.edge_dangling(rel_type)).fetchall()
-                if dangling:
+                # The upsert joins both ends to the nodes; every staged row counts as one
+                # change when both exist, so a shortfall means a dangling end (then the chunk
+                # is undone and the culprits named). One join pass instead of two.
+                conn.execute(sql.EDGES_SAVEPOINT)
+                written = conn.execute(sql.edge_upsert(rel_type)).rowcount
+                if written != chunk.num_rows:
+                    dangling = conn.execute(sql.edge_dangling(rel_type)).fetchall()
+                    conn.execute(sql.EDGES_ROLLBACK_TO_SAVEPOINT)
+                    conn.execute(sql.EDGES_RELEASE_SAVEPOINT)
                     where = "; ".join(
                         f"{src}->{dst}" + (f" ({source}:{line})" if source else "")
                         for src, dst, source, line in dangling
                     )
                     raise StoreError(f"{rel_type.value} edges reference unknown nodes: {where}")
-                conn.execute(sql.edge_upsert(rel_type))
+                conn.execute(sql.EDGES_RELEASE_SAVEPOINT)
             conn.execute(sql.stage_edges_clear(rel_type))
         return int(rows.num_rows)
 
@@ -377,39 +517,36 @@ class SQLiteStore:
         parts = [
             t.select(["from_nid", "to_nid", "amount", "ts"]) for t in self.transaction_batches()
         ]
+        name = _edges_copy(RelType.TRANSFERRED)
         with self.transaction():
+            self._invalidate_copy(name)
             self._conn.execute(sql.TRANSFERS_CLEAR)
             if not parts:
                 return 0
-            table = pa.concat_tables(parts)
-            # Numeric ranks stand in for the ISO timestamps: min/max of strings per group is
-            # an order of magnitude slower in Arrow than of integers.
-            distinct_ts = pc.unique(table.column("ts")).sort()
-            rank = pc.index_in(table.column("ts"), value_set=distinct_ts)
-            grouped = (
-                table.append_column("ts_rank", rank)
-                .group_by(["from_nid", "to_nid"])
-                .aggregate(
-                    [("amount", "count"), ("amount", "sum"), ("ts_rank", "min"), ("ts_rank", "max")]
-                )
-                .sort_by([("from_nid", "ascending"), ("to_nid", "ascending")])
-            )
-            # In slices: ten million pairs as Python tuples at once would cost gigabytes.
-            for start in range(0, grouped.num_rows, _WRITE_CHUNK * 4):
-                part = grouped.slice(start, _WRITE_CHUNK * 4)
-                self._conn.executemany(
-                    sql.TRANSFERS_INSERT,
-                    zip(
-                        part.column("from_nid").to_pylist(),
-                        part.column("to_nid").to_pylist(),
-                        part.column("amount_count").to_pylist(),
-                        part.column("amount_sum").to_pylist(),
-                        pc.take(distinct_ts, part.column("ts_rank_min")).to_pylist(),
-                        pc.take(distinct_ts, part.column("ts_rank_max")).to_pylist(),
-                        strict=True,
-                    ),
-                )
+            grouped = _aggregate_transfers(pa.concat_tables(parts))
+            del parts
+            # The aggregate is already what edge_batches would read back (same order and
+            # values), so the columnar copy is written from it without a second pass.
+            schema = edge_schema(RelType.TRANSFERRED)
+
+            def segments() -> Iterator[pa.Table]:
+                for start in range(0, grouped.num_rows, _COPY_SEGMENT_ROWS):
+                    yield self._insert_transfers(grouped.slice(start, _COPY_SEGMENT_ROWS))
+
+            self._write_copy(name, schema, segments())
         return int(grouped.num_rows)
+
+    def _insert_transfers(self, segment: pa.Table) -> pa.Table:
+        """Insert a slice of aggregated transfers (`edge_batches` columns); returns it."""
+        schema = edge_schema(RelType.TRANSFERRED)
+        # In slices: ten million pairs as Python tuples at once would cost gigabytes.
+        for offset in range(0, segment.num_rows, _WRITE_CHUNK * 4):
+            rows = segment.slice(offset, _WRITE_CHUNK * 4)
+            self._conn.executemany(
+                sql.TRANSFERS_INSERT,
+                zip(*(rows.column(c).to_pylist() for c in schema.names if c != "key"), strict=True),
+            )
+        return segment
 
     def _job_cache(self) -> dict[str, Any]:
         """Per-transaction memo (dropped at commit or rollback, so it never outlives the data)."""
@@ -533,19 +670,7 @@ class SQLiteStore:
         # disturb the thread's own connection while the caller writes elsewhere.
         conn = self._conn if getattr(self._local, "depth", 0) > 0 else self._connect()
         try:
-            cursor = conn.execute(query, params)
-            while True:
-                rows = cursor.fetchmany(batch_size)
-                if not rows:
-                    break
-                columns = list(zip(*rows, strict=True))
-                yield pa.Table.from_arrays(
-                    [
-                        _arrow_column(col, field.type)
-                        for col, field in zip(columns, schema, strict=True)
-                    ],
-                    schema=schema,
-                )
+            yield from _tables_from_rows(conn.execute(query, params), schema, batch_size)
         finally:
             if conn is not self._conn:
                 conn.close()
@@ -564,9 +689,16 @@ class SQLiteStore:
 
     def edge_batches(self, rel_type: RelType, batch_size: int = 500_000) -> Iterator[pa.Table]:
         rel_type = RelType(rel_type)
-        fields = [("src", pa.int64()), ("dst", pa.int64()), ("key", pa.string())]
-        fields += [(p, ARROW_TYPES[k]) for p, k in REL_SCHEMAS[rel_type].props.items()]
-        return self._stream(sql.edge_batches(rel_type), (), pa.schema(fields), batch_size)
+        schema = edge_schema(rel_type)
+        if self._has_columnar:
+            with self._snapshot() as conn:
+                copy = self._read_copy(conn, _edges_copy(rel_type), schema.names)
+            if copy is not None:
+                return (
+                    pa.Table.from_batches([batch], schema)
+                    for batch in copy.to_batches(max_chunksize=batch_size)
+                )
+        return self._stream(sql.edge_batches(rel_type), (), schema, batch_size)
 
     def transaction_batches(self, batch_size: int = 500_000) -> Iterator[pa.Table]:
         """Stored transactions, one table per stored segment (`batch_size` is not used: a
@@ -575,6 +707,134 @@ class SQLiteStore:
         for (body,) in self._conn.execute(sql.TXN_SEGMENTS).fetchall():
             with pa.ipc.open_stream(body) as reader:
                 yield reader.read_all()
+
+    # --- columnar copies ----------------------------------------------------------------------
+    # Each relationship type and the node list (nid, id, label) are also kept as compressed
+    # Arrow columns, so a projection reads a few blobs instead of millions of rows. A copy is
+    # served only while its version equals the counter that every write to its rows bumps in
+    # the same transaction; otherwise the rows are read and the copy is written anew.
+    def node_columns(self) -> pa.Table:
+        """Columns `nid` (ascending), `id`, `label` (dictionary-encoded) of every node."""
+        return self._columns(
+            _NODES_COPY, sql.NODE_BATCHES_ALL, _NODE_COPY_SCHEMA, list(NODE_COLUMNS)
+        )
+
+    def edge_columns(self, rel_type: RelType, columns: Sequence[str] | None = None) -> pa.Table:
+        """All edges of a type as one table: `src`, `dst`, then `columns` (default: every
+        column of `edge_batches`), in `edge_batches` order."""
+        rel_type = RelType(rel_type)
+        schema = edge_schema(rel_type)
+        chosen = schema.names if columns is None else columns
+        wanted = ["src", "dst", *(c for c in chosen if c not in ("src", "dst"))]
+        unknown = [c for c in wanted if c not in schema.names]
+        if unknown:
+            raise StoreError(f"{rel_type.value} edges have no column(s) {', '.join(unknown)}")
+        return self._columns(_edges_copy(rel_type), sql.edge_batches(rel_type), schema, wanted)
+
+    def refresh_columnar_copies(self) -> None:
+        """Write every copy that is missing or out of date (the end of a bulk load calls it)."""
+        if not self._has_columnar or self.read_only:
+            return
+        with self.transaction():
+            if not self._copy_is_current(self._conn, _NODES_COPY):
+                self.node_columns()
+            for rel_type in RelType:
+                if not self._copy_is_current(self._conn, _edges_copy(rel_type)):
+                    self.edge_columns(rel_type, [])
+
+    def _columns(
+        self, name: str, query: str, schema: pa.Schema, columns: Sequence[str]
+    ) -> pa.Table:
+        version = 0
+        with self._snapshot() as conn:
+            if self._has_columnar:
+                copy = self._read_copy(conn, name, columns)
+                if copy is not None:
+                    return copy
+                version = self._copy_version(conn, name)
+            parts = [
+                _copy_layout(part, name)
+                for part in _tables_from_rows(conn.execute(query), schema, _COPY_SEGMENT_ROWS)
+            ]
+        if self._has_columnar and not self.read_only:
+            with self.transaction():
+                # Only if no write came in between: a copy never claims a newer version.
+                if self._copy_version(self._conn, name) == version:
+                    self._write_copy(name, schema, parts)
+        table = pa.concat_tables(parts) if parts else _copy_layout(schema.empty_table(), name)
+        return table.select(list(columns))
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A connection whose reads all see one state: the thread's open write transaction,
+        or else one committed snapshot on a dedicated connection."""
+        if getattr(self._local, "depth", 0) > 0:
+            yield self._conn
+            return
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN")
+            yield conn
+        finally:
+            conn.close()
+            with self._lock:
+                self._connections.remove(conn)
+
+    def _invalidate_copy(self, name: str) -> None:
+        """Bump the version of a copy; called inside the transaction that changes its rows."""
+        if self._has_columnar:
+            self._conn.execute(sql.COLUMNAR_BUMP, (name,))
+
+    @staticmethod
+    def _copy_version(conn: sqlite3.Connection, name: str) -> int:
+        return int(conn.execute(sql.COLUMNAR_VERSION, (name,)).fetchone()[0])
+
+    @staticmethod
+    def _copy_is_current(conn: sqlite3.Connection, name: str) -> bool:
+        return conn.execute(sql.COLUMNAR_COLUMNS, (name,)).fetchone() is not None
+
+    @staticmethod
+    def _read_copy(conn: sqlite3.Connection, name: str, columns: Sequence[str]) -> pa.Table | None:
+        """The current copy's columns, or None when it is missing, stale or lacks a column."""
+        stored = {c for (c,) in conn.execute(sql.COLUMNAR_COLUMNS, (name,))}
+        if not stored or not set(columns) <= stored:
+            return None
+        version = int(conn.execute(sql.COLUMNAR_VERSION, (name,)).fetchone()[0])
+        bodies = [
+            [body for (body,) in conn.execute(sql.COLUMNAR_SEGMENTS, (name, column, version))]
+            for column in columns
+        ]
+        # Decompression releases the GIL: segments decode on two threads.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            decoded = [list(pool.map(_decode_segment, segments)) for segments in bodies]
+        return pa.table(
+            {
+                column: pa.chunked_array(
+                    [chunk for part in parts for chunk in part.chunks], parts[-1].type
+                )
+                for column, parts in zip(columns, decoded, strict=True)
+            }
+        )
+
+    def _write_copy(self, name: str, schema: pa.Schema, parts: Iterable[pa.Table]) -> None:
+        """Replace copy `name` by `parts` (one stored segment each) at the current version;
+        inside a transaction."""
+        conn = self._conn
+        version = self._copy_version(conn, name)
+        conn.execute(sql.COLUMNAR_CLEAR, (name,))
+        written = 0
+        for part in parts:
+            for column in part.column_names:
+                body = _ipc_column(column, part.column(column))
+                conn.execute(
+                    sql.COLUMNAR_INSERT, (name, column, written, version, part.num_rows, body)
+                )
+            written += 1
+        if written == 0:  # an empty copy is still a copy: its columns exist with no rows
+            empty = _copy_layout(schema.empty_table(), name)
+            for column in empty.column_names:
+                body = _ipc_column(column, empty.column(column))
+                conn.execute(sql.COLUMNAR_INSERT, (name, column, 0, version, 0, body))
 
     # --- inferred facts -----------------------------------------------------------------------
     def _inferred_ends(self, rows: pa.Table) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -591,59 +851,131 @@ class SQLiteStore:
         ).combine_chunks()
         encoded = ends.dictionary_encode()
         distinct: list[Any] = encoded.dictionary.to_pylist()
-        conn = self._conn
-        conn.execute(sql.INFERRED_STAGE_IDS_CREATE)
-        conn.execute(sql.INFERRED_STAGE_IDS_CLEAR)
-        conn.executemany(sql.INFERRED_STAGE_IDS_INSERT, enumerate(distinct))
-        resolved = np.array(conn.execute(sql.INFERRED_STAGE_IDS_RESOLVE).fetchall(), np.int64)
-        conn.execute(sql.INFERRED_STAGE_IDS_CLEAR)
+        found, nids_found = self._conn.execute(
+            sql.INFERRED_RESOLVE_IDS, (json.dumps(distinct, ensure_ascii=False),)
+        ).fetchone()
         nid_of = np.full(len(distinct), -1, np.int64)
-        if len(resolved):
-            nid_of[resolved[:, 0]] = resolved[:, 1]
+        nid_of[np.array(json.loads(found), np.int64)] = np.array(json.loads(nids_found), np.int64)
         indices = encoded.indices.to_numpy(zero_copy_only=False)
         nids = np.where(indices >= 0, nid_of[np.maximum(indices, 0)], -1)
         return nids[:n], nids[n:]
 
+    def _inferred_codes(
+        self, column: pa.ChunkedArray, rows: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
+        """The `inferred_terms` code of each given row's text (new texts get a code)."""
+        encoded = column.cast(pa.string()).take(pa.array(rows)).combine_chunks().dictionary_encode()
+        names: list[str] = encoded.dictionary.to_pylist()
+        conn = self._conn
+        conn.executemany(sql.INFERRED_TERM_ADD, [(name,) for name in names])
+        code_of: dict[str, int] = dict(conn.execute(sql.INFERRED_TERMS).fetchall())
+        codes = np.array([code_of[name] for name in names], np.int64)
+        return np.asarray(codes[encoded.indices.to_numpy(zero_copy_only=False)], np.int64)
+
+    def _write_premises(
+        self, premises: pa.Array
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Premises JSON texts as compressed segments, in order; the segment and item of each.
+
+        A segment holds about `_PREMISES_SEGMENT_BYTES` of text, so that `get_inferred`
+        decompresses little to read one row, and starts with the int64 offsets of its items.
+        """
+        text = pc.fill_null(premises.cast(pa.large_string()), "[]")
+        n = len(text)
+        offsets = np.frombuffer(text.buffers()[1], np.int64, count=n + 1, offset=text.offset * 8)
+        data = text.buffers()[2]
+        data_bytes = b"" if data is None else memoryview(data)
+        position = np.arange(n, dtype=np.int64)
+        by_size = (offsets[:-1] - offsets[0]) // _PREMISES_SEGMENT_BYTES
+        by_count = position // _PREMISES_SEGMENT_ITEMS
+        cuts = np.flatnonzero((np.diff(by_size) != 0) | (np.diff(by_count) != 0)) + 1
+        starts = np.concatenate([[0], cuts]).astype(np.int64)
+        stops = np.concatenate([cuts, [n]]).astype(np.int64)
+        conn = self._conn
+        first = int(conn.execute(sql.INFERRED_NEXT_SEGMENT).fetchone()[0])
+        blobs = []
+        for k, (a, b) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
+            header = (offsets[a : b + 1] - offsets[a]).astype("<i8").tobytes()
+            body = header + bytes(data_bytes[offsets[a] : offsets[b]])
+            packed = pa.compress(body, codec="zstd", asbytes=True)
+            blobs.append((first + k, b - a, len(body), b - a, packed))
+        conn.executemany(sql.INFERRED_SEGMENT_INSERT, blobs)
+        segment = first + np.repeat(np.arange(len(starts), dtype=np.int64), stops - starts)
+        item = position - np.repeat(starts, stops - starts)
+        return segment, item
+
+    def _premises_text(self, segment: int, item: int, cache: dict[int, tuple[int, bytes]]) -> str:
+        """One item of a premises segment (segments read in this call are kept in `cache`)."""
+        if segment not in cache:
+            found = self._conn.execute(sql.INFERRED_SEGMENT_GET, (segment,)).fetchone()
+            if found is None:
+                raise StoreError(f"store {self.path}: premises segment {segment} is missing")
+            items, size, body = found
+            cache[segment] = (items, pa.decompress(body, size, codec="zstd", asbytes=True))
+        items, raw = cache[segment]
+        bounds = np.frombuffer(raw, "<i8", count=items + 1)
+        base = 8 * (items + 1)
+        return raw[base + int(bounds[item]) : base + int(bounds[item + 1])].decode("utf-8")
+
     def _write_inferred(self, rows: pa.Table) -> int:
-        """Upsert rows in primary-key order, in bounded chunks; rows whose ends are not
-        nodes are skipped. Returns the number of rows written."""
+        """Upsert rows in clustered-key order, in bounded chunks, their premises in compressed
+        segments; rows whose ends are not nodes are skipped, and of rows with the same key the
+        last one wins. Returns the rows written."""
         src, dst = self._inferred_ends(rows)
         known = np.flatnonzero((src >= 0) & (dst >= 0))
         if not len(known):
             return 0
-        predicate = rows.column("predicate").cast(pa.string()).take(pa.array(known))
-        keys = pa.table({"predicate": predicate, "src": src[known], "dst": dst[known]})
-        # Appending in key order fills the clustered B-tree page by page.
-        order = pc.sort_indices(
-            keys,
-            sort_keys=[("predicate", "ascending"), ("src", "ascending"), ("dst", "ascending")],
-        ).to_numpy()
+        predicate = self._inferred_codes(rows.column("predicate"), known)
+        rule = self._inferred_codes(rows.column("rule"), known)
+        # Appending in key order fills the clustered B-tree page by page (lexsort is stable,
+        # so the last of equal keys is the last of its run).
+        order = np.lexsort((dst[known], src[known], predicate))
+        p_sorted, s_sorted, d_sorted = predicate[order], src[known][order], dst[known][order]
+        last = np.ones(len(order), bool)
+        last[:-1] = (
+            (p_sorted[1:] != p_sorted[:-1])
+            | (s_sorted[1:] != s_sorted[:-1])
+            | (d_sorted[1:] != d_sorted[:-1])
+        )
+        order = order[last]
         rows_sorted = known[order]
+        predicate, rule = predicate[order], rule[order]
         src_sorted, dst_sorted = src[rows_sorted], dst[rows_sorted]
-        ordered = rows.take(pa.array(rows_sorted))
+        segment, item = self._write_premises(
+            rows.column("premises").take(pa.array(rows_sorted)).combine_chunks()
+        )
+        value = (
+            rows.column("value").take(pa.array(rows_sorted))
+            if "value" in rows.column_names
+            else pa.nulls(len(rows_sorted), pa.float64())
+        )
         conn = self._conn
         for start in range(0, len(rows_sorted), _WRITE_CHUNK):
-            stop = start + _WRITE_CHUNK
-            part = ordered.slice(start, _WRITE_CHUNK)
-            conn.executemany(
-                sql.INFERRED_INSERT,
-                zip(
-                    _column_values(part, "predicate"),
-                    src_sorted[start:stop].tolist(),
-                    dst_sorted[start:stop].tolist(),
-                    _column_values(part, "rule"),
-                    _column_values(part, "premises"),
-                    _column_values(part, "value"),
-                    strict=True,
-                ),
-            )
+            part = slice(start, start + _WRITE_CHUNK)
+            p, s, d, seg = (a[part].tolist() for a in (predicate, src_sorted, dst_sorted, segment))
+            rules, values = rule[part].tolist(), value.slice(start, _WRITE_CHUNK).to_pylist()
+            cols = (p, s, d, rules, values, seg, item[part].tolist())
+            inserted = conn.executemany(sql.INFERRED_INSERT, zip(*cols, strict=True)).rowcount
+            if inserted < len(p):
+                # Some keys were stored already: replace those rows (their segments are
+                # released by the delete trigger), then insert the rest of the batch.
+                conn.executemany(sql.INFERRED_DELETE_STALE, zip(p, s, d, seg, strict=True))
+                conn.executemany(sql.INFERRED_INSERT, zip(*cols, strict=True))
         return len(rows_sorted)
+
+    def _clear_inferred(self) -> None:
+        conn = self._conn
+        # the segment-release triggers would fire once per row; everything goes anyway
+        for statement in (*sql.INFERRED_DROP_TRIGGERS, *sql.INFERRED_CLEAR_ALL):
+            conn.execute(statement)
+        for statement in sql.INFERRED_TRIGGERS:
+            conn.execute(statement)
 
     def replace_inferred(self, rows: pa.Table, predicates: Sequence[str] | None = None) -> int:
         conn = self._conn
         with self.transaction():
             if predicates is None:
-                conn.execute(sql.INFERRED_CLEAR_ALL)
+                self._clear_inferred()
             else:
                 conn.executemany(sql.INFERRED_CLEAR_PREDICATE, [(p,) for p in predicates])
             rebuild = predicates is None and rows.num_rows >= _BULK_INFERRED
@@ -704,10 +1036,13 @@ class SQLiteStore:
                 return []
             dst_nid = self._conn.execute(sql.NID_BY_ID, (dst_id,)).fetchone()[0]
         facts = []
-        for pred, a, b, rule, premises, value in self._conn.execute(
+        segments: dict[int, tuple[int, bytes]] = {}
+        for pred, a, b, rule, inline, segment, item, value in self._conn.execute(
             sql.INFERRED_GET, (src_nid, predicate, dst_nid)
         ):
-            facts.append(InferredFact(pred, a, b, rule, tuple(json.loads(premises)), value))
+            # rows carried over from schema 1 keep their premises inline
+            text = inline if segment is None else self._premises_text(segment, item, segments)
+            facts.append(InferredFact(pred, a, b, rule, tuple(json.loads(text)), value))
         return facts
 
     def count_inferred(self, predicate: str | None = None) -> int:

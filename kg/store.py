@@ -29,9 +29,18 @@ from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
-from kg.model import Direction, Edge, InferredFact, Label, Node, PropType, RelType
+from kg.model import (
+    REL_SCHEMAS,
+    Direction,
+    Edge,
+    InferredFact,
+    Label,
+    Node,
+    PropType,
+    RelType,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 
 # How each property type of the model travels in a batch (dates and timestamps as ISO text).
 ARROW_TYPES: dict[PropType, pa.DataType] = {
@@ -55,6 +64,8 @@ class StoreCapabilities:
     concurrent_readers: bool
     # Full-text search on names is backed by an index of the store.
     fulltext_search: bool
+    # The store hands over whole columns at once (`ColumnarReads`), e.g. from a kept copy.
+    columnar_reads: bool = False
 
 
 class StoreError(RuntimeError):
@@ -185,3 +196,63 @@ class GraphStore(Protocol):
     def list_documents(self, collection: str) -> list[tuple[str, dict[str, Any]]]: ...
 
     def delete_documents(self, collection: str, keys: Sequence[str] | None = None) -> int: ...
+
+
+# --- whole-column reads for projections ------------------------------------------------------
+NODE_COLUMNS = ("nid", "id", "label")
+
+
+def edge_schema(rel_type: RelType) -> pa.Schema:
+    """The columns `edge_batches` streams for a relationship type."""
+    fields = [("src", pa.int64()), ("dst", pa.int64()), ("key", pa.string())]
+    fields += [(p, ARROW_TYPES[k]) for p, k in REL_SCHEMAS[RelType(rel_type)].props.items()]
+    return pa.schema(fields)
+
+
+@runtime_checkable
+class ColumnarReads(Protocol):
+    """Optional reads of a store that declares `capabilities.columnar_reads`."""
+
+    def node_columns(self) -> pa.Table:
+        """Columns `nid` (int64, ascending), `id`, `label` (string or dictionary) of all nodes."""
+        ...
+
+    def edge_columns(self, rel_type: RelType, columns: Sequence[str] | None = None) -> pa.Table:
+        """All edges of a type in `edge_batches` order: `src`, `dst` (int64 nids), then the
+        chosen columns of `edge_batches` (all of them when None)."""
+        ...
+
+
+def node_columns(store: GraphStore) -> pa.Table:
+    """Columns `nid` (int64, ascending), `id`, `label` of every node, in one table.
+
+    From the store's own columnar read when it declares one, else from `node_batches`.
+
+    Example:
+        >>> from kg.sqlite_store import SQLiteStore
+        >>> node_columns(SQLiteStore(":memory:")).column_names
+        ['nid', 'id', 'label']
+    """
+    if store.capabilities.columnar_reads and isinstance(store, ColumnarReads):
+        return store.node_columns()
+    schema = pa.schema([("nid", pa.int64()), ("id", pa.string()), ("label", pa.string())])
+    parts = [batch.select(list(NODE_COLUMNS)).cast(schema) for batch in store.node_batches()]
+    table = pa.concat_tables(parts) if parts else schema.empty_table()
+    return table.sort_by("nid")
+
+
+def edge_columns(
+    store: GraphStore, rel_type: RelType, columns: Sequence[str] | None = None
+) -> pa.Table:
+    """All edges of a type as one table: `src`, `dst` (int64 nids), then `columns` (all the
+    columns of `edge_batches` when None).
+
+    From the store's own columnar read when it declares one, else from `edge_batches`.
+    """
+    if store.capabilities.columnar_reads and isinstance(store, ColumnarReads):
+        return store.edge_columns(rel_type, columns)
+    parts = list(store.edge_batches(rel_type))
+    table = pa.concat_tables(parts) if parts else edge_schema(rel_type).empty_table()
+    if columns is None:
+        return table
+    return table.select(["src", "dst", *(c for c in columns if c not in ("src", "dst"))])

@@ -72,12 +72,18 @@ def scatter(n: int, parts: Sequence[tuple[IntArray, pa.Array]]) -> pa.Array:
     if not parts:
         return pa.array([], TEXT) if n == 0 else pa.nulls(n, TEXT)
     positions = np.concatenate([pos for pos, _ in parts])
-    values = pa.concat_arrays([arr.cast(TEXT) for _, arr in parts])
     if len(parts) == 1 and np.array_equal(positions, np.arange(n)):
-        return values
+        return parts[0][1].cast(TEXT)
     order = np.empty(n, np.int64)
     order[positions] = np.arange(len(positions), dtype=np.int64)
-    return values.take(pa.array(order))
+    return _take(pa.chunked_array([arr.cast(TEXT) for _, arr in parts], TEXT), order)
+
+
+def _take(values: pa.ChunkedArray, indices: IntArray) -> pa.Array:
+    """`values[indices]` as one array; a chunked take copies each string once, where
+    concatenating the chunks first would copy them twice."""
+    taken = values.take(pa.array(indices))
+    return taken.combine_chunks() if isinstance(taken, pa.ChunkedArray) else taken
 
 
 @dataclass(slots=True)
@@ -171,6 +177,8 @@ class PremiseWriter:
         values = values.astype(np.int64, copy=False)
         inside = (values >= 0) & (values < len(self.entity_json))
         known = self.entity_json.take(pa.array(np.where(inside, values, 0)))
+        if known.null_count == 0 and inside.all():  # the usual case: entities and symbols
+            return known
         known = pc.if_else(pa.array(inside), known, pa.nulls(len(values), TEXT))
         return pc.coalesce(known, pa.array(values, pa.int64()).cast(TEXT))
 
@@ -307,7 +315,7 @@ class PremiseWriter:
         if valid.all() and len(slots) == 1:
             return pieces[0]
         flat = index.ravel()
-        values = pa.concat_arrays(pieces).take(pa.array(flat[flat >= 0]))
+        values = _take(pa.chunked_array(pieces, TEXT), flat[flat >= 0])
         return join_lists(valid.sum(axis=1).astype(np.int64), values)
 
     def _aggregate_lists(self, r: int, rel: Relation, rows: IntArray, depth: int) -> pa.Array:

@@ -1,0 +1,235 @@
+"""The SQLite layout of inferred facts: integer codes, premises in compressed segments.
+
+Premises JSON leaves the row for zstd-compressed segments; these tests pin down that every
+fact reads back with exactly the premises it was written with, that replaced and retracted
+facts release their segments, and that a schema-1 file keeps its inferred facts.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from kg import sql
+from kg.model import Label, RelType
+from kg.sqlite_store import SQLiteStore
+from kg.store import SCHEMA_VERSION
+from reasoning.materialise import load_graph, materialise
+from reasoning.provenance import explain
+
+INFERRED = pa.schema(
+    [
+        ("predicate", pa.string()),
+        ("src", pa.string()),
+        ("dst", pa.string()),
+        ("rule", pa.string()),
+        ("premises", pa.large_string()),
+        ("value", pa.float64()),
+    ]
+)
+
+
+def _rows(*facts: tuple[str, str, str, str, list[dict[str, object]], float | None]) -> pa.Table:
+    return pa.table(
+        {
+            "predicate": [f[0] for f in facts],
+            "src": [f[1] for f in facts],
+            "dst": [f[2] for f in facts],
+            "rule": [f[3] for f in facts],
+            "premises": [json.dumps(f[4], ensure_ascii=False) for f in facts],
+            "value": [f[5] for f in facts],
+        },
+        schema=INFERRED,
+    )
+
+
+def _segments(store: SQLiteStore) -> int:
+    return int(store._conn.execute("SELECT count(*) FROM inferred_premises").fetchone()[0])
+
+
+@pytest.fixture()
+def people(tmp_path: Path) -> SQLiteStore:
+    store = SQLiteStore(tmp_path / "kg.db")
+    ids = [f"p{i}" for i in range(40)]
+    store.upsert_nodes(Label.PERSON, pa.table({"id": ids}))
+    yield store
+    store.close()
+
+
+def _edge(src: str, dst: str, key: str) -> dict[str, object]:
+    return {"kind": "edge", "type": "GUARANTEES", "src": src, "dst": dst, "key": key}
+
+
+def test_every_fact_reads_back_its_own_premises_across_many_segments(
+    people: SQLiteStore,
+) -> None:
+    # 40 x 39 facts with premises of ~2 KB each: far more than one 64 KiB segment
+    facts = []
+    for i in range(40):
+        for j in range(40):
+            if i != j:
+                note = f"担保 {i}->{j} " + "x" * (i * 50)
+                premises = [_edge(f"p{i}", f"p{j}", note), {"kind": "node", "id": f"p{j}"}]
+                facts.append(("guaranteesVia", f"p{i}", f"p{j}", f"rule_{i % 3}", premises, None))
+    people.replace_inferred(_rows(*facts))
+    assert _segments(people) > 1
+    assert people.count_inferred() == len(facts)
+    for pred, src, dst, rule, premises, _ in facts[::37]:
+        (fact,) = people.get_inferred(src, pred, dst)
+        assert (fact.rule, list(fact.premises)) == (rule, premises)
+
+
+def test_a_rewritten_fact_has_the_new_premises_and_frees_the_old_segment(
+    people: SQLiteStore,
+) -> None:
+    people.replace_inferred(_rows(("controls", "p1", "p2", "old", [_edge("p1", "p2", "a")], 1.0)))
+    assert _segments(people) == 1
+    people.apply_inferred_delta(
+        _rows(("controls", "p1", "p2", "new", [_edge("p1", "p2", "b")], 2.0)),
+        INFERRED.empty_table(),
+    )
+    (fact,) = people.get_inferred("p1", "controls", "p2")
+    assert (fact.rule, fact.premises, fact.value) == ("new", (_edge("p1", "p2", "b"),), 2.0)
+    assert _segments(people) == 1  # the first segment had no other row
+
+
+def test_a_segment_stays_while_any_of_its_facts_does(people: SQLiteStore) -> None:
+    people.replace_inferred(
+        _rows(
+            ("controls", "p1", "p2", "r", [_edge("p1", "p2", "a")], None),
+            ("controls", "p1", "p3", "r", [_edge("p1", "p3", "a")], None),
+        )
+    )
+    gone = _rows(("controls", "p1", "p2", "r", [], None))
+    people.apply_inferred_delta(INFERRED.empty_table(), gone)
+    assert _segments(people) == 1
+    assert [f.premises for f in people.get_inferred("p1", "controls")] == [
+        (_edge("p1", "p3", "a"),)
+    ]
+    people.apply_inferred_delta(
+        INFERRED.empty_table(), _rows(("controls", "p1", "p3", "r", [], None))
+    )
+    assert (_segments(people), people.count_inferred()) == (0, 0)
+
+
+def test_the_last_of_equal_keys_in_one_batch_wins(people: SQLiteStore) -> None:
+    written = people.replace_inferred(
+        _rows(
+            ("familyOf", "p1", "p2", "first", [_edge("p1", "p2", "1")], None),
+            ("familyOf", "p1", "p2", "second", [_edge("p1", "p2", "2")], None),
+        )
+    )
+    assert written == 2  # rows handed over, as before
+    (fact,) = people.get_inferred("p1", "familyOf", "p2")
+    assert (fact.rule, fact.premises) == ("second", (_edge("p1", "p2", "2"),))
+
+
+def test_replacing_some_predicates_keeps_the_others_with_their_premises(
+    people: SQLiteStore,
+) -> None:
+    people.replace_inferred(
+        _rows(
+            ("controls", "p1", "p2", "r1", [_edge("p1", "p2", "c")], None),
+            ("familyOf", "p1", "p3", "r2", [_edge("p1", "p3", "f")], None),
+        )
+    )
+    people.replace_inferred(
+        _rows(("controls", "p4", "p5", "r3", [_edge("p4", "p5", "c2")], None)), ["controls"]
+    )
+    assert people.count_inferred("controls") == 1
+    assert people.get_inferred("p1", "controls") == []
+    (family,) = people.get_inferred("p1", "familyOf")
+    assert family.premises == (_edge("p1", "p3", "f"),)
+    batches = pa.concat_tables(people.inferred_batches())
+    assert batches.column("predicate").to_pylist() == ["controls", "familyOf"]  # name order
+    assert batches.column("rule").to_pylist() == ["r3", "r2"]
+
+
+def _schema_1_file(path: Path) -> None:
+    """A store file as riskgraph wrote it before schema 2: premises inline as JSON text."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in sql.MIGRATIONS[1]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')")
+    for nid, node_id in enumerate(["P1", "P2", "C1"], start=1):
+        label = "Company" if node_id.startswith("C") else "Person"
+        conn.execute("INSERT INTO nodes (nid, id, label) VALUES (?, ?, ?)", (nid, node_id, label))
+    conn.executemany(
+        "INSERT INTO inferred (predicate, src, dst, rule, premises, value) VALUES (?,?,?,?,?,?)",
+        [
+            ("controls", 1, 3, "control_majority", json.dumps([_edge("P1", "C1", "")]), None),
+            ("effectiveShare", 1, 3, "ownership:effective_share", "[]", 55.5),
+            ("familyOf", 1, 2, "family_spouse", json.dumps([{"kind": "node", "id": "P2"}]), None),
+        ],
+    )
+    conn.close()
+
+
+def test_a_schema_1_store_keeps_its_inferred_facts(tmp_path: Path) -> None:
+    _schema_1_file(tmp_path / "old.db")
+    store = SQLiteStore(tmp_path / "old.db")
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.count_inferred() == 3
+    assert store.count_inferred("controls") == 1
+    (control,) = store.get_inferred("P1", "controls", "C1")
+    assert (control.rule, control.premises) == ("control_majority", (_edge("P1", "C1", ""),))
+    (share,) = store.get_inferred("P1", "effectiveShare")
+    assert share.value == 55.5
+    batches = pa.concat_tables(store.inferred_batches()).to_pylist()
+    assert [(b["predicate"], b["src"], b["dst"], b["rule"]) for b in batches] == [
+        ("controls", 1, 3, "control_majority"),
+        ("effectiveShare", 1, 3, "ownership:effective_share"),
+        ("familyOf", 1, 2, "family_spouse"),
+    ]
+    # a carried-over fact is replaced like any other
+    store.apply_inferred_delta(
+        _rows(("controls", "P1", "C1", "control_actual", [_edge("P1", "C1", "x")], None)),
+        _rows(("familyOf", "P1", "P2", "", [], None)),
+    )
+    (control,) = store.get_inferred("P1", "controls", "C1")
+    assert (control.rule, control.premises) == ("control_actual", (_edge("P1", "C1", "x"),))
+    assert store.get_inferred("P1", "familyOf") == []
+    store.close()
+
+
+def test_materialised_premises_read_back_exactly_as_derived(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "kg.db")
+    store.upsert_nodes(
+        Label.PERSON, pa.table({"id": ["a", "b"], "_source": ["p.csv"] * 2, "_line": [2, 3]})
+    )
+    store.upsert_nodes(Label.COMPANY, pa.table({"id": ["x", "y", "z"]}))
+    store.upsert_edges(
+        RelType.HOLDS_SHARES,
+        pa.table(
+            {
+                "src": ["a", "x", "b", "y"],
+                "dst": ["x", "y", "y", "z"],
+                "key": [""] * 4,
+                "share_pct": [60.0, 30.0, 25.0, 51.0],
+                "_source": ["s.csv"] * 4,
+                "_line": [2, 3, 4, 5],
+            }
+        ),
+    )
+    store.upsert_edges(
+        RelType.RELATIVE_OF,
+        pa.table({"src": ["a"], "dst": ["b"], "key": [""], "relation": ["spouse"]}),
+    )
+    materialise(store)
+    # the derivations as the reasoner hands them over, before the store sees them
+    kg = load_graph(store)
+    kg.engine.run()
+    expected = kg.inferred_table().to_pylist()
+    assert store.count_inferred() == len(expected)
+    for row in expected:
+        (fact,) = store.get_inferred(row["src"], row["predicate"], row["dst"])
+        assert (fact.rule, list(fact.premises)) == (row["rule"], json.loads(row["premises"]))
+    # a holds 60% of x: control rests on that one shareholding row
+    tree = explain(store, "a", "controls", "x")
+    assert tree is not None
+    assert {(leaf.source, leaf.line) for leaf in tree.leaves()} == {("s.csv", 2)}
+    store.close()
