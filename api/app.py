@@ -54,7 +54,7 @@ def create_app(
             "bank.toml", stored=store.get_document(BANK_COLLECTION, BANK_PARAMETERS_KEY)
         )
     )
-    holder = RiskIndexHolder(store, bank_params)
+    holder = RiskIndexHolder(store, bank_params, on_load=groups.prerender_large_groups)
     job_runner = JobRunner(store)
 
     @asynccontextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated
 
@@ -48,9 +49,17 @@ class RiskIndexHolder:
     once in memory.
     """
 
-    def __init__(self, store: GraphStore, params: BankParameters) -> None:
+    def __init__(
+        self,
+        store: GraphStore,
+        params: BankParameters,
+        on_load: Callable[[RiskIndex], object] | None = None,
+    ) -> None:
+        """`on_load` runs on every index this holder loads or builds, before it serves it
+        (the API pre-renders large groups there)."""
         self._store = store
         self._params = params
+        self._on_load = on_load
         self._lock = threading.Lock()
         self._index: RiskIndex | None = None
         self._checked = 0.0
@@ -72,6 +81,8 @@ class RiskIndexHolder:
             fresh = load_risk_index(self._store) if stamp is not None else None
             if fresh is None or fresh.related_to != self._params.bank_entity_id:
                 fresh = build_risk_index(self._store, self._params, save=False)
+            if self._on_load is not None:
+                self._on_load(fresh)
             self._index, self._stamp = fresh, stamp
             return fresh
 
