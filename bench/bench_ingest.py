@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
+
 from ingest.pipeline import ingest_directory
 from kg.projection import Projection
 from kg.sqlite_store import SQLiteStore
@@ -50,12 +52,10 @@ class StageMemory:
         self._thread.start()
 
     def _run(self) -> None:
+        process = psutil.Process()
         while not self._stop.wait(0.2):
-            with open("/proc/self/status", encoding="ascii") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        mib = int(line.split()[1]) / 1024
-                        self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), mib)
+            mib = process.memory_info().rss / 2**20
+            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), mib)
 
     def enter(self, stage: str) -> None:
         now = time.perf_counter()

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import psutil
 from neo4j import GraphDatabase
 
 from ingest.generator import generate_bank
@@ -61,22 +62,18 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def rss_bytes(pid: int | str = "self") -> int:
-    """Resident memory of a process (0 once it is gone)."""
+def rss_bytes(pid: int | None = None) -> int:
+    """Resident memory of a process, this one by default (0 once it is gone)."""
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return 0
 
 
 class PeakMemory:
     """Samples the RSS of some processes twice a second and keeps each one's peak."""
 
-    def __init__(self, pids: dict[str, int | str]) -> None:
+    def __init__(self, pids: dict[str, int | None]) -> None:
         self.pids = pids
         self.peaks = dict.fromkeys(pids, 0)
         self._stop = threading.Event()
@@ -194,7 +191,7 @@ def main() -> None:
         if "neo4j" in names:
             stack.enter_context(server)
         for name in names:
-            pids: dict[str, int | str] = {"client": "self"}
+            pids: dict[str, int | None] = {"client": None}
             if name == "sqlite":
                 store: GraphStore = SQLiteStore(work / "kg.db")
             else:
