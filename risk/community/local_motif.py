@@ -213,7 +213,7 @@ class _CsrRows:
         starts = self._indptr[nodes].astype(np.int64)
         lengths = self._indptr[nodes + 1].astype(np.int64) - starts
         owner = np.repeat(np.arange(nodes.size, dtype=np.int64), lengths)
-        entries = _ranges(starts, lengths)
+        entries = concat_ranges(starts, lengths)
         return (
             owner,
             self._indices[entries].astype(np.int64),
@@ -225,7 +225,7 @@ class _CsrRows:
         lengths = self._indptr[nodes + 1].astype(np.int64) - starts
         owner = np.repeat(np.arange(nodes.size), lengths)
         result: FloatArray = np.bincount(
-            owner, weights=self._data[_ranges(starts, lengths)], minlength=nodes.size
+            owner, weights=self._data[concat_ranges(starts, lengths)], minlength=nodes.size
         ).astype(np.float64)
         return result
 
@@ -276,11 +276,11 @@ class _LocalTriangleRows:
         indptr, indices, n = self._indptr, self._indices, self.n
         degree = (indptr[nodes + 1] - indptr[nodes]).astype(np.int64)
         owner = np.repeat(np.arange(nodes.size, dtype=np.int64), degree)
-        first_hop: IntArray = indices[_ranges(indptr[nodes], degree)].astype(np.int64)
+        first_hop: IntArray = indices[concat_ranges(indptr[nodes], degree)].astype(np.int64)
         own_keys = np.sort(owner * n + first_hop)
         hop_degree = (indptr[first_hop + 1] - indptr[first_hop]).astype(np.int64)
         pair = np.repeat(np.arange(first_hop.size, dtype=np.int64), hop_degree)
-        second_hop = indices[_ranges(indptr[first_hop], hop_degree)].astype(np.int64)
+        second_hop = indices[concat_ranges(indptr[first_hop], hop_degree)].astype(np.int64)
         closes = np.isin(owner[pair] * n + second_hop, own_keys, assume_unique=False)
         counts: FloatArray = np.bincount(pair, weights=closes, minlength=first_hop.size).astype(
             np.float64
@@ -294,7 +294,7 @@ class _LocalTriangleRows:
             self._degree[node] = float(weights.sum())
 
 
-def _ranges(starts: IntArray, lengths: IntArray) -> IntArray:
+def concat_ranges(starts: IntArray, lengths: IntArray) -> IntArray:
     """Concatenation of ``arange(s, s + l)`` for each start ``s`` and length ``l``."""
     total = int(lengths.sum())
     offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)

@@ -29,6 +29,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from risk.community import density_peak_communities, leiden_communities, mappr_cluster
+from risk.community.local_motif import concat_ranges
 from risk.rings.fraud_graph import FraudGraph, FraudGraphWeights
 from risk.rings.scoring import RingEvidence, ScoreWeights, ring_evidence, ring_score, ring_signals
 
@@ -253,9 +254,7 @@ def _row_entries(adjacency: sp.csr_matrix, nodes: IntArray) -> tuple[IntArray, I
     starts = adjacency.indptr[nodes].astype(np.int64)
     lengths = adjacency.indptr[nodes + 1].astype(np.int64) - starts
     owner = np.repeat(np.arange(nodes.size, dtype=np.int64), lengths)
-    first = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    entries = np.repeat(starts, lengths) + np.arange(owner.size, dtype=np.int64) - first
-    return entries, owner
+    return concat_ranges(starts, lengths), owner
 
 
 def _neighbourhood(adjacency: sp.csr_matrix, seed: int, hops: int, cap: int) -> IntArray:
