@@ -101,3 +101,18 @@ def test_unknown_job_and_unknown_fact_are_404(client: TestClient) -> None:
         "/v1/explain", params={"subject": "X9", "predicate": "controls", "object": "C1"}
     )
     assert (unknown.status_code, unknown.json()["code"]) == (404, "entity_not_found")
+
+
+def test_a_ring_job_saves_its_fraud_graph_beside_the_store_it_serves(
+    client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The configured default db points elsewhere: the artefact follows the served store.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("RISKGRAPH_DB", str(elsewhere / "other.db"))
+    get_settings.cache_clear()
+    wait_for(client, client.post("/v1/jobs/ingest", json={"directory": "bank"}).json())
+    record = wait_for(client, client.post("/v1/jobs/rings").json())
+    assert record["status"] == "succeeded", record["error"]
+    assert len(list(tmp_path.glob("fraud-graph-*.npz"))) == 1
+    assert not list(elsewhere.iterdir())

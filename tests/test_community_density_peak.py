@@ -125,6 +125,14 @@ def test_isolated_nodes_form_their_own_clusters() -> None:
     assert result.membership[n] != result.membership[n + 1]
 
 
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_a_graph_without_edges_is_all_singletons(n: int) -> None:
+    # A bank with no shared identifiers yet gives the nightly job an edgeless fraud graph.
+    result = density_peak_communities(sp.csr_matrix((n, n)))
+    assert result.n_clusters == n
+    assert sorted(result.membership.tolist()) == list(range(n))
+
+
 def _barbell() -> sp.csr_matrix:
     # Two 4-cliques {0..3} and {4..7} joined by the edge 3 - 4.
     return _adjacency(nx.barbell_graph(4, 0))

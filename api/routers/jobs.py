@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -11,6 +12,8 @@ from api.deps import StoreDep
 from api.errors import ApiError, NotFound
 from api.jobs import JobKind, JobRunner, resolve_inside
 from api.settings import get_settings
+from kg.sqlite_store import SQLiteStore
+from kg.store import GraphStore
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -42,11 +45,17 @@ def get_runner(request: Request) -> JobRunner:
 RunnerDep = Annotated[JobRunner, Depends(get_runner)]
 
 
+def _artefact_dir(store: GraphStore) -> Path | None:
+    """Where the ring job saves its fraud graph: beside the SQLite file the app serves (as
+    `riskgraph rings` does); other stores keep it in memory (`RingState` rebuilds it)."""
+    if isinstance(store, SQLiteStore) and store.path != ":memory:":
+        return Path(store.path).resolve().parent
+    return None
+
+
 @router.post("/ingest", response_model=JobPublic, status_code=202)
 def start_ingest(body: IngestJobRequest, store: StoreDep, runner: RunnerDep) -> JobPublic:
     """Ingest a directory of contract files (all-or-nothing); poll the job for its report."""
-    from pathlib import Path
-
     from ingest.pipeline import ingest_directory
 
     root = get_settings().data_root
@@ -84,7 +93,7 @@ def start_ring_detection(store: StoreDep, runner: RunnerDep) -> JobPublic:
     """The nightly fraud-ring detection, on demand."""
     from risk.rings.nightly import run_ring_detection
 
-    artefacts = get_settings().db.resolve().parent
+    artefacts = _artefact_dir(store)
 
     def work() -> dict[str, Any]:
         return run_ring_detection(store, artefact_dir=artefacts).summary()

@@ -234,9 +234,11 @@ def _random_path_density(
     adj: sp.csr_matrix, walks_per_node: int, walk_length: int, rng: np.random.Generator
 ) -> FloatArray:
     n = adj.shape[0]
+    if adj.nnz == 0:  # no edges: every walker stays home
+        return np.ones(n, dtype=np.float64)
     indptr = adj.indptr.astype(np.int64)
     indices = adj.indices.astype(np.int64)
-    uniform = adj.nnz == 0 or bool(np.all(adj.data == adj.data[0]))
+    uniform = bool(np.all(adj.data == adj.data[0]))
     # Global running sum of weights: a weighted step is one binary search inside the row.
     cumulative = np.concatenate([[0.0], np.cumsum(adj.data)])
     position = np.repeat(np.arange(n, dtype=np.int64), walks_per_node)
