@@ -325,7 +325,11 @@ class Neo4jStore:
         self.database = database
         self.write_batch_rows = write_batch_rows
         auth = (user, password) if password else None
-        self._driver: neo4j.Driver = self._neo4j.GraphDatabase.driver(uri, auth=auth)
+        # Queries over labels a young database has not seen yet (transaction segments before
+        # the first transactions file) are expected: the server need not warn about them.
+        self._driver: neo4j.Driver = self._neo4j.GraphDatabase.driver(
+            uri, auth=auth, notifications_disabled_categories=["UNRECOGNIZED"]
+        )
         self._local = threading.local()
         self._schema_lock = threading.Lock()
         self._schema_ready = False

@@ -62,6 +62,17 @@ needs_server = pytest.mark.neo4j
 
 
 @needs_server
+def test_an_empty_database_answers_without_server_warnings(
+    neo4j_store: Neo4jStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Transaction segments and inferred links do not exist yet: not worth a warning per query.
+    with caplog.at_level("WARNING", logger="neo4j"):
+        assert neo4j_store.count_transactions() == 0
+        assert neo4j_store.count_inferred() == 0
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("neo4j")] == []
+
+
+@needs_server
 def test_rows_spanning_many_batches_all_get_distinct_nids(neo4j_store: Neo4jStore) -> None:
     neo4j_store.upsert_nodes(Label.PERSON, _people(10))
     nids = pa.concat_tables(neo4j_store.node_batches(batch_size=4)).column("nid").to_pylist()
