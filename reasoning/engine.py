@@ -166,7 +166,11 @@ class Relation:
         if self.live is None:
             self.live = np.ones(len(self), bool)
         self.live[rows] = False
-        self._index = None
+        if self._index is not None:
+            # the index covers live rows only: drop the retired ones without a new sort
+            keys, index_rows = self._index
+            keep = self.live[index_rows]
+            self._index = (keys[keep], index_rows[keep])
 
     def keep(self, mask: npt.NDArray[np.bool_]) -> None:
         """Drop the rows where `mask` is False (incremental retraction)."""
@@ -176,7 +180,12 @@ class Relation:
         self.premises = self.premises[mask]
         if self.live is not None:
             self.live = self.live[mask]
-        self._index = None
+        if self._index is not None:
+            # renumber the index instead of sorting the keys again
+            keys, index_rows = self._index
+            stay = mask[index_rows]
+            renumber = np.cumsum(mask, dtype=np.int64) - 1
+            self._index = (keys[stay], renumber[index_rows[stay]])
 
 
 def _void_rows(cols: Sequence[Array]) -> Array:
@@ -359,6 +368,10 @@ class Engine:
         for pred, n in arity.items():
             self.relations[pred] = Relation(pred, n, width.get(pred, 0))
         self.strata = self._stratify()
+        self._aggregated = {r.head_pred for r in self.rules if r.aggregate is not None}
+        self._group_atoms = {
+            i: self._group_atom(r) for i, r in enumerate(self.rules) if r.aggregate is not None
+        }
 
     # --- program structure -------------------------------------------------------------------
     def _stratify(self) -> list[Stratum]:
@@ -398,6 +411,23 @@ class Engine:
                 )
             )
         return strata
+
+    def _group_atom(self, rule: Rule) -> tuple[int, list[int]] | None:
+        """A body atom holding every grouping variable of an aggregate rule, with the column
+        of each: the groups a delta touches can then be recomputed alone. None when there is
+        none, or when a body relation is itself aggregated (its superseded rows would leave
+        groups the delta does not name)."""
+        names = [t.name for t in rule.head_args if isinstance(t, Var)]
+        if not names or any(a.pred in self._aggregated for a in rule.positives):
+            return None
+        for k, atom in enumerate(rule.positives):
+            columns: dict[str, int] = {}
+            for c, term in enumerate(atom.args):
+                if isinstance(term, Var):
+                    columns.setdefault(term.name, c)
+            if all(n in columns for n in names):
+                return k, [columns[n] for n in names]
+        return None
 
     def relation(self, pred: str, arity: int) -> Relation:
         rel = self.relations.get(pred)
@@ -487,17 +517,13 @@ class Engine:
         stats.seconds = time.perf_counter() - start
         return stats
 
-    def run_stratum(
-        self, stratum: Stratum, seed: Mapping[str, tuple[int, int]] | None = None
-    ) -> int:
-        """Fixpoint of one stratum; `seed` gives delta row ranges to start from (incremental).
+    def run_stratum(self, stratum: Stratum, seed: Mapping[str, View] | None = None) -> int:
+        """Fixpoint of one stratum; `seed` (new rows of predicates of this stratum or below)
+        starts it incrementally: the first round only makes derivations that use a seed row.
 
         Without a seed every rule is first evaluated over all rows.
         """
-        if seed is None:
-            delta = self._evaluate_all(stratum)
-        else:
-            delta = self._evaluate_delta(stratum, dict(seed))
+        delta = self._evaluate_all(stratum) if seed is None else self._evaluate_seed(stratum, seed)
         iterations = 1
         while delta and stratum.recursive:
             delta = self._evaluate_delta(stratum, delta)
@@ -520,7 +546,7 @@ class Engine:
         for i in stratum.rules:
             rule = self.rules[i]
             if rule.aggregate is not None:
-                agg_delta.update(self._apply_aggregate(i))
+                agg_delta.update(self.apply_aggregate(i))
                 continue
             views = [View.of(rels) for rels in (self.relations[a.pred] for a in rule.positives)]
             out = self.evaluate_rule(i, views)
@@ -528,6 +554,38 @@ class Engine:
                 produced.setdefault(rule.head_pred, []).append(out)
         delta = self._commit(produced)
         return _merge_ranges(delta, agg_delta)
+
+    def _evaluate_seed(
+        self, stratum: Stratum, seed: Mapping[str, View]
+    ) -> dict[str, tuple[int, int]]:
+        produced: dict[str, list[Derived]] = {}
+        agg_delta: dict[str, tuple[int, int]] = {}
+        full: dict[str, View] = {}
+
+        def whole(pred: str) -> View:
+            if pred not in full:
+                full[pred] = View.of(self.relations[pred])
+            return full[pred]
+
+        for i in stratum.rules:
+            rule = self.rules[i]
+            firsts = [k for k, a in enumerate(rule.positives) if a.pred in seed]
+            if not firsts:
+                continue
+            if rule.aggregate is not None:
+                touched = self.touched_groups(i, {k: seed[rule.positives[k].pred] for k in firsts})
+                agg_delta.update(self.apply_aggregate(i, touched))
+                continue
+            # every derivation using a seed row, once per seeded atom (duplicates are dropped)
+            for k in firsts:
+                views = [
+                    seed[a.pred] if j == k else whole(a.pred) for j, a in enumerate(rule.positives)
+                ]
+                out = self.evaluate_rule(i, views, first=k)
+                if out is not None:
+                    produced.setdefault(rule.head_pred, []).append(out)
+        new = self._commit(produced)
+        return _merge_ranges(new, agg_delta)
 
     def _evaluate_delta(
         self, stratum: Stratum, delta: dict[str, tuple[int, int]]
@@ -537,8 +595,14 @@ class Engine:
         for i in stratum.rules:
             rule = self.rules[i]
             if rule.aggregate is not None:
-                if any(a.pred in delta for a in rule.positives):
-                    agg_delta.update(self._apply_aggregate(i))
+                firsts = [k for k, a in enumerate(rule.positives) if a.pred in delta]
+                if firsts:
+                    news = {
+                        k: View.of(self.relations[rule.positives[k].pred], *delta[a.pred])
+                        for k, a in enumerate(rule.positives)
+                        if k in firsts
+                    }
+                    agg_delta.update(self.apply_aggregate(i, self.touched_groups(i, news)))
                 continue
             for k, atom in enumerate(rule.positives):
                 if atom.pred not in delta:
@@ -564,8 +628,34 @@ class Engine:
 
     def evaluate_rule(self, index: int, views: Sequence[View], first: int = 0) -> Derived | None:
         """Join the body over the given views (one per positive atom) and project the head."""
+        return self._project(index, self.join_body(self.rules[index], views, first))
+
+    def derive_bound(self, index: int, head: Sequence[Array]) -> Derived | None:
+        """Derivations of the given head rows (columns) by one rule over the current facts:
+        the body joined from the head's variables bound to the rows (re-derivation after an
+        over-deletion, in time proportional to the rows rather than to the relations)."""
         rule = self.rules[index]
-        bind = self.join_body(rule, views, first)
+        mask: npt.NDArray[np.bool_] | None = None
+        bound: dict[str, Array] = {}
+        for k, term in enumerate(rule.head_args):
+            col = head[k]
+            if isinstance(term, Const):
+                cond = col == self._const(term)
+            elif isinstance(term, Var) and term.name in bound:
+                cond = col == bound[term.name]
+            else:
+                if isinstance(term, Var):
+                    bound[term.name] = col
+                continue
+            mask = cond if mask is None else mask & cond
+        if mask is not None:
+            bound = {v: c[mask] for v, c in bound.items()}
+        n = len(head[0]) if mask is None else int(mask.sum())
+        views = [View.of(self.relations[a.pred]) for a in rule.positives]
+        return self._project(index, self.join_body(rule, views, seed=Bindings(n, bound)))
+
+    def _project(self, index: int, bind: Bindings | None) -> Derived | None:
+        rule = self.rules[index]
         if bind is None or bind.n == 0:
             return None
         cols = [self._term_values(t, bind) for t in rule.head_args if not isinstance(t, Aggregate)]
@@ -587,22 +677,32 @@ class Engine:
             return self.symbols[term.value]
         return term.value
 
-    def join_body(self, rule: Rule, views: Sequence[View], first: int = 0) -> Bindings | None:
-        """Bindings of the body: start at atom `first` (the delta), then join atoms sharing
-        variables, applying comparisons and negations as soon as their variables are bound."""
+    def join_body(
+        self, rule: Rule, views: Sequence[View], first: int = 0, seed: Bindings | None = None
+    ) -> Bindings | None:
+        """Bindings of the body: start at atom `first` (the delta), or from `seed` (bindings
+        of some variables), then join atoms sharing variables, applying comparisons and
+        negations as soon as their variables are bound."""
         atoms = rule.positives
         pending = list(range(len(atoms)))
-        order: list[int] = []
         bound: set[str] = set()
         nxt = first if atoms else None
         bind: Bindings | None = None
         filters = [lit for lit in rule.body if not isinstance(lit, Atom)]
+        if seed is not None:
+            bind, bound, nxt = seed, set(seed.vars), None
+            remaining = []
+            for lit in filters:
+                if _lit_vars(lit) <= bound:
+                    bind = self._filter(bind, lit)
+                else:
+                    remaining.append(lit)
+            filters = remaining
         while pending:
             if nxt is None:
                 sharing = [j for j in pending if _vars(atoms[j]) & bound]
                 nxt = sharing[0] if sharing else pending[0]
             pending.remove(nxt)
-            order.append(nxt)
             bind = self._join_atom(bind, atoms[nxt], views[nxt], nxt)
             bound |= _vars(atoms[nxt])
             nxt = None
@@ -715,19 +815,73 @@ class Engine:
             raise RuleSyntaxError(f"unknown aggregate {agg.func}")
         return [c[first] for c in group_cols], result, bind
 
-    def _apply_aggregate(self, index: int) -> dict[str, tuple[int, int]]:
+    def touched_groups(self, index: int, deltas: Mapping[int, View]) -> list[Array] | None:
+        """Grouping values (head columns without the aggregate) of the bindings of an
+        aggregate rule that use a row of `deltas` (views by body atom); None when the rule's
+        groups cannot be recomputed alone."""
+        if self._group_atoms[index] is None:
+            return None
+        rule = self.rules[index]
+        terms = [t for t in rule.head_args if not isinstance(t, Aggregate)]
+        parts: list[list[Array]] = []
+        for k, delta in deltas.items():
+            views = [
+                delta if j == k else View.of(self.relations[a.pred])
+                for j, a in enumerate(rule.positives)
+            ]
+            bind = self.join_body(rule, views, first=k)
+            if bind is not None and bind.n:
+                parts.append([self._term_values(t, bind) for t in terms])
+        if not parts:
+            return [np.empty(0, np.int64) for _ in terms]
+        return [np.concatenate([p[c] for p in parts]) for c in range(len(terms))]
+
+    def apply_aggregate(
+        self, index: int, touched: Sequence[Array] | None = None
+    ) -> dict[str, tuple[int, int]]:
+        """Bring an aggregate rule's live rows up to date: every group, or only the `touched`
+        ones (grouping values as from `touched_groups`). A group whose value changed gets a
+        new row and its old row is retired; a group left without bindings is retired."""
         rule = self.rules[index]
         rel = self.relations[rule.head_pred]
-        groups, values, _ = self.aggregate_groups(index)
         agg_pos = next(k for k, t in enumerate(rule.head_args) if isinstance(t, Aggregate))
+        group_idx = [k for k in range(rel.arity) if k != agg_pos]
+        live = rel.live_rows()
+        group_atom = self._group_atoms[index]
+        if touched is None or group_atom is None:
+            groups, values, _ = self.aggregate_groups(index)
+        else:
+            if not len(touched[0]):
+                return {}
+            # the groups' bindings: the atom holding the grouping variables, restricted to
+            # the touched values, joined with the rest of the body
+            k, columns = group_atom
+            terms = [t for t in rule.head_args if not isinstance(t, Aggregate)]
+            keys = [touched[g] for g, t in enumerate(terms) if isinstance(t, Var)]
+            whole = View.of(self.relations[rule.positives[k].pred])
+            sel = np.flatnonzero(rows_in([whole.cols[c] for c in columns], keys))
+            views = [
+                View([c[sel] for c in whole.cols], whole.fids[sel])
+                if j == k
+                else View.of(self.relations[a.pred])
+                for j, a in enumerate(rule.positives)
+            ]
+            bind = self.join_body(rule, views, first=k)
+            assert bind is not None
+            groups, values, _ = self.aggregate_groups(index, bind)
+            if len(live) and rel.cols:
+                live_keys = [
+                    rel.cols[g][live]
+                    for g, t in zip(group_idx, terms, strict=True)
+                    if isinstance(t, Var)
+                ]
+                live = live[rows_in(live_keys, keys)]
         cols = list(groups)
         cols.insert(agg_pos, values)
-        if not len(values):
+        if not len(values) and not len(live):
             return {}
         cols = rel.coerce(cols)
-        group_idx = [k for k in range(rel.arity) if k != agg_pos]
         # current live value of each group, to supersede changed groups
-        live = rel.live_rows()
         changed = np.ones(len(values), bool)
         if len(live):
             lk, rk = (
@@ -738,9 +892,10 @@ class Engine:
             li, ri = equi_join(lk, rk)
             same = rel.cols[agg_pos][live][ri] == cols[agg_pos][li]
             changed[li[same]] = False
-            stale = live[ri[~same]]
-            if len(stale):
-                rel.retire(stale)
+            stale = np.ones(len(live), bool)
+            stale[ri[same]] = False
+            if stale.any():
+                rel.retire(live[stale])
         if not changed.any():
             return {}
         start = len(rel)
@@ -767,6 +922,18 @@ def _merge_ranges(
         else:
             out[pred] = (s, e)
     return out
+
+
+def rows_in(cols: Sequence[Array], keys: Sequence[Array]) -> npt.NDArray[np.bool_]:
+    """Whether each row of `cols` equals some row of `keys` (columns in the same order)."""
+    keys = [k.astype(c.dtype, copy=False) for c, k in zip(cols, keys, strict=True)]
+    mask = np.isin(cols[0], keys[0])
+    if len(cols) > 1:
+        cand = np.flatnonzero(mask)
+        if len(cand):
+            hit = np.isin(_void_rows([c[cand] for c in cols]), np.unique(_void_rows(keys)))
+            mask[cand[~hit]] = False
+    return mask
 
 
 def _vars(atom: Atom) -> set[str]:

@@ -155,7 +155,9 @@ class StoreReasoner:
                 continue
             rows = rel.find(rel.coerce(cols))
             rows = rows[rows >= 0]
-            rows = rows[np.isin(rows, rel.live_rows()) & (rel.rule[rows] != EXPLICIT)]
+            if rel.live is not None:
+                rows = rows[rel.live[rows]]
+            rows = rows[rel.rule[rows] != EXPLICIT]
             if len(rows):
                 out[pred] = [c[rows] for c in rel.cols]
         return out
@@ -196,26 +198,30 @@ class StoreReasoner:
         deleted: Mapping[str, list[Array]],
     ) -> tuple[pa.Table, pa.Table]:
         """Rows to write: live derived facts of stored predicates that are new or re-derived
-        (fid from this update), limited to the changed keys where a whole stratum was
-        recomputed; rows to retract: the facts that went away or became explicit."""
+        (fid from this update, so appended since `mark`), limited to the changed keys where a
+        whole stratum was recomputed; rows to retract: the facts that went away or became
+        explicit."""
         kg = self.kg
         eng = kg.engine
         writer = kg.premise_writer()
         added: list[pa.Table] = []
         removed: list[pa.Table] = []
+        recomputed = self._recomputed_preds()
         for pred, rel in eng.relations.items():
             if not kg.writable(pred):
                 continue
-            live = rel.live_rows()
-            rows = live[(rel.fids[live] >= mark) & (rel.rule[live] != EXPLICIT)]
+            rows = np.arange(int(np.searchsorted(rel.fids, mark)), len(rel), dtype=np.int64)
+            if rel.live is not None:
+                rows = rows[rel.live[rows]]
+            rows = rows[rel.rule[rows] != EXPLICIT]
             if deleted.get(pred) and len(deleted[pred][0]):
                 # An explicit fact whose edge went away but which is still derived (the
                 # inverse of a kinship that remains) was never stored; it is now.
                 found = rel.find(rel.coerce(deleted[pred]))
                 found = found[found >= 0]
-                demoted = found[np.isin(found, live) & (rel.rule[found] != EXPLICIT)]
+                demoted = found[rel.rule[found] != EXPLICIT]
                 rows = np.union1d(rows, demoted)
-            if pred in self._recomputed_preds():
+            if pred in recomputed:
                 keys = change.added.get(pred)
                 if not keys:
                     rows = rows[:0]
