@@ -21,11 +21,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kg.model import Label, RelType
 from kg.store import GraphStore, StoreError
 from reasoning.datalog import Rule
-from reasoning.engine import EXPLICIT, Array
+from reasoning.engine import EXPLICIT, Array, rows_in
 from reasoning.incremental import Change, IncrementalReasoner
 from reasoning.materialise import (
     INFERRED_SCHEMA,
@@ -36,7 +37,6 @@ from reasoning.materialise import (
 from reasoning.premises import SourceChunk, SourceRefs
 
 IntArray = npt.NDArray[np.int64]
-OWNERSHIP_PREDICATES = ("effectiveShare", "beneficialOwnerOf")
 
 
 class StoreReasoner:
@@ -53,6 +53,9 @@ class StoreReasoner:
         self.reasoner = IncrementalReasoner.adopt(kg.engine)
         ids = kg.ids.to_pylist()
         self._nid: dict[str, int] = {i: n for n, i in enumerate(ids) if i is not None}
+        self._is_person = np.zeros(kg.symbol_base, bool)
+        self._is_person[kg.labels.get(Label.PERSON, np.empty(0, np.int64))] = True
+        kg.entity_json()  # built once here rather than by the first update
 
     @classmethod
     def open(
@@ -97,13 +100,10 @@ class StoreReasoner:
                     else [np.concatenate([a, b]) for a, b in zip(prev, cols, strict=True)]
                 )
             added, removed = self._store_delta(change, mark, gone, delete_facts)
-            self.store.apply_inferred_delta(added, removed)
-            if (
-                RelType.HOLDS_SHARES in inserted
-                or RelType.HOLDS_SHARES in deleted
-                or ("controls" in change.added or "controls" in change.removed)
-            ):
-                self.store.replace_inferred(self._ownership(), OWNERSHIP_PREDICATES)
+            own_added, own_removed = self._ownership_delta(change)
+            self.store.apply_inferred_delta(
+                pa.concat_tables([added, own_added]), pa.concat_tables([removed, own_removed])
+            )
         return change
 
     # --- edges to facts -------------------------------------------------------------------------
@@ -262,13 +262,92 @@ class StoreReasoner:
             schema=INFERRED_SCHEMA,
         )
 
-    def _ownership(self) -> pa.Table:
-        """Effective shares and UBOs recomputed from the current shareholdings."""
+    def _ownership_delta(self, change: Change) -> tuple[pa.Table, pa.Table]:
+        """Effective shares and UBO facts of the persons an update can affect, recomputed
+        before and after it over the holdings they reach: persons who hold, directly or
+        through companies, a holder whose shareholding changed, and persons whose control
+        changed. Returns the rows to write and the keys to retract."""
         kg = self.kg
+        empty = INFERRED_SCHEMA.empty_table()
         share = kg.engine.relations.get("sharePct")
-        kg.shares = []
-        if share is not None and share.cols:
-            rows = np.flatnonzero(share.rule == EXPLICIT)
-            kg.shares = [(share.cols[0][rows], share.cols[1][rows], share.cols[2][rows] / 100.0)]
-        kg.labels.setdefault(Label.PERSON, np.empty(0, np.int64))
-        return kg.ownership_table()
+        added, removed = change.added.get("sharePct"), change.removed.get("sharePct")
+        ctl_added, ctl_removed = change.added.get("controls"), change.removed.get("controls")
+        if share is None or not share.cols or not (added or removed or ctl_added or ctl_removed):
+            return empty, empty
+        now = list(share.cols)  # every sharePct row is explicit (no rule derives it)
+        old = now
+        if added:
+            keep = ~rows_in(now, added)
+            old = [c[keep] for c in now]
+        if removed:
+            old = [np.concatenate([a, b]) for a, b in zip(old, removed, strict=True)]
+        # who can be affected: the holders of changed holdings and everyone above them,
+        # over the old and the new holdings together
+        both = [
+            np.concatenate([a, b])
+            for a, b in zip(now, removed or [c[:0] for c in now], strict=True)
+        ]
+        seeds = [np.empty(0, np.int64)]
+        seeds += [cols[0] for cols in (added, removed) if cols]
+        upstream = _reach(both[1], both[0], np.concatenate(seeds), kg.symbol_base)
+        persons = upstream & self._is_person
+        for cols in (ctl_added, ctl_removed):
+            if cols:
+                persons[cols[0][self._is_person[cols[0]]]] = True
+        if not persons.any():
+            return empty, empty
+        reached = _reach(both[0], both[1], np.flatnonzero(persons), kg.symbol_base)
+        who = kg.ids.filter(pa.array(persons[: len(kg.ids)]))
+        tables = []
+        for cols in (old, now):
+            holder = cols[0]
+            sub = np.flatnonzero(persons[holder] | (reached[holder] & ~self._is_person[holder]))
+            kg.shares = [(holder[sub], cols[1][sub], cols[2][sub] / 100.0)]
+            table = kg.ownership_table()
+            tables.append(table.filter(pc.is_in(table.column("src"), value_set=who)))
+        kg.shares = [(now[0], now[1], now[2] / 100.0)]
+        before, after = tables
+        keys_before = _fact_keys(before)
+        if ctl_removed:
+            # a person's control that went may have been their only ground for a UBO fact
+            on = self._is_person[ctl_removed[0]]
+            lost = self._keys_table("beneficialOwnerOf", [c[on] for c in ctl_removed[:2]])
+            keys_before |= _fact_keys(lost)
+        gone = keys_before - _fact_keys(after)
+        retract = pa.table(
+            {
+                "predicate": pa.array([k[0] for k in gone], pa.string()),
+                "src": pa.array([k[1] for k in gone], pa.string()),
+                "dst": pa.array([k[2] for k in gone], pa.string()),
+                "rule": pa.array([""] * len(gone), pa.string()),
+                "premises": pa.array(["[]"] * len(gone), pa.large_string()),
+                "value": pa.nulls(len(gone), pa.float64()),
+            },
+            schema=INFERRED_SCHEMA,
+        )
+        return after, retract
+
+
+def _reach(src: IntArray, dst: IntArray, seeds: IntArray, size: int) -> npt.NDArray[np.bool_]:
+    """Nodes reachable from `seeds` (themselves included) along the edges src -> dst."""
+    seen = np.zeros(size, bool)
+    seen[seeds] = True
+    frontier = np.unique(seeds)
+    while len(frontier):
+        at = np.zeros(size, bool)
+        at[frontier] = True
+        nxt = np.unique(dst[at[src]])
+        frontier = nxt[~seen[nxt]]
+        seen[frontier] = True
+    return seen
+
+
+def _fact_keys(table: pa.Table) -> set[tuple[str, str, str]]:
+    return set(
+        zip(
+            table.column("predicate").to_pylist(),
+            table.column("src").to_pylist(),
+            table.column("dst").to_pylist(),
+            strict=True,
+        )
+    )
