@@ -298,16 +298,21 @@ class StoreReasoner:
             return empty, empty
         reached = _reach(both[0], both[1], np.flatnonzero(persons), kg.symbol_base)
         who = kg.ids.filter(pa.array(persons[: len(kg.ids)]))
-        tables = []
-        for cols in (old, now):
+
+        def ownership(cols: list[Array]) -> pa.Table:
             holder = cols[0]
             sub = np.flatnonzero(persons[holder] | (reached[holder] & ~self._is_person[holder]))
             kg.shares = [(holder[sub], cols[1][sub], cols[2][sub] / 100.0)]
             table = kg.ownership_table()
-            tables.append(table.filter(pc.is_in(table.column("src"), value_set=who)))
+            return table.filter(pc.is_in(table.column("src"), value_set=who))
+
+        after = ownership(now)
         kg.shares = [(now[0], now[1], now[2] / 100.0)]
-        before, after = tables
-        keys_before = _fact_keys(before)
+        if not (removed or ctl_removed):
+            # holdings and control only grew: no share or UBO fact can have gone
+            return after, empty
+        keys_before = _fact_keys(ownership(old))
+        kg.shares = [(now[0], now[1], now[2] / 100.0)]
         if ctl_removed:
             # a person's control that went may have been their only ground for a UBO fact
             on = self._is_person[ctl_removed[0]]
