@@ -70,6 +70,10 @@ class Relation:
         self.live: npt.NDArray[np.bool_] | None = None  # None: every row is live
         self.packed: bool | None = None
         self._index: tuple[Array, IntArray] | None = None
+        # Arrays with room to grow behind cols, fids, rule, premises (and live): the public
+        # arrays are views of their first rows, so appending m rows costs O(m) amortised,
+        # not a copy of the relation. None after any other change of the layout.
+        self._buffers: list[Array] | None = None
 
     def __len__(self) -> int:
         return len(self.fids)
@@ -80,6 +84,7 @@ class Relation:
             self.packed = self.arity <= 2 and all(c.dtype.kind in "iu" for c in cols)
             dtypes = [np.int64 if c.dtype.kind in "iub" else np.float64 for c in cols]
             self.cols = [np.empty(0, d) for d in dtypes]
+            self._buffers = None
 
     def coerce(self, cols: Sequence[Array]) -> list[Array]:
         if len(cols) != self.arity:
@@ -151,20 +156,44 @@ class Relation:
             pos = np.searchsorted(old_keys, sorted_keys)
             new_rows = np.arange(len(self), len(self) + len(fids), dtype=np.int64)
             merged = (np.insert(old_keys, pos, sorted_keys), np.insert(old_rows, pos, new_rows))
-        if self.live is not None:
-            self.live = np.concatenate([self.live, np.ones(len(fids), bool)])
-        self.cols = [np.concatenate([a, b]) for a, b in zip(self.cols, cols, strict=True)]
-        self.fids = np.concatenate([self.fids, fids])
-        self.rule = np.concatenate([self.rule, rule])
-        pad = np.full((len(fids), self.width), -1, np.int64)
+        n, m = len(self), len(fids)
+        pad = np.full((m, self.width), -1, np.int64)
         pad[:, : premises.shape[1]] = premises
-        self.premises = np.concatenate([self.premises, pad])
+        new = [*cols, fids, rule, pad]
+        old = [*self.cols, self.fids, self.rule, self.premises]
+        if self.live is not None:
+            new.append(np.ones(m, bool))
+            old.append(self.live)
+        if len(self.cols) != self.arity:
+            raise EngineError(f"{self.name}: rows appended before their column types are known")
+        bufs = self._buffers
+        if bufs is None or n + m > len(bufs[0]):
+            cap = max(n + m, 2 * n, 64)
+            bufs = []
+            for a in old:
+                buf = np.empty((cap, *a.shape[1:]), a.dtype)
+                buf[:n] = a
+                bufs.append(buf)
+            self._buffers = bufs
+        for buf, b in zip(bufs, new, strict=True):
+            buf[n : n + m] = b
+        views = [buf[: n + m] for buf in bufs]
+        self.cols = views[: self.arity]
+        self.fids, self.rule, self.premises = views[self.arity : self.arity + 3]
+        if self.live is not None:
+            self.live = views[-1]
         self._index = merged
+
+    def track_live(self) -> None:
+        """Keep live flags from now on (rows of an aggregate can be superseded)."""
+        if self.live is None:
+            self.live = np.ones(len(self), bool)
+            self._buffers = None
 
     def retire(self, rows: IntArray) -> None:
         """Mark superseded aggregate rows dead; they stay as premises of older facts."""
-        if self.live is None:
-            self.live = np.ones(len(self), bool)
+        self.track_live()
+        assert self.live is not None
         self.live[rows] = False
         if self._index is not None:
             # the index covers live rows only: drop the retired ones without a new sort
@@ -180,6 +209,7 @@ class Relation:
         self.premises = self.premises[mask]
         if self.live is not None:
             self.live = self.live[mask]
+        self._buffers = None
         if self._index is not None:
             # renumber the index instead of sorting the keys again
             keys, index_rows = self._index
@@ -786,12 +816,15 @@ class Engine:
         agg = rule.aggregate
         assert agg is not None
         if bind is None:
+            # Set semantics (each distinct binding of the body variables counts once) hold
+            # by construction here: live rows are distinct, and a binding of every variable
+            # determines the row of each atom, so distinct row combinations bind differently.
             bind = self.join_body(rule, [View.of(self.relations[a.pred]) for a in rule.positives])
             assert bind is not None
-        # set semantics: each distinct binding of the body variables counts once
-        names = sorted(bind.vars)
-        if bind.n and names:
-            bind = bind.take(first_unique(_void_rows([bind.vars[v] for v in names])))
+        else:
+            names = sorted(bind.vars)
+            if bind.n and names:
+                bind = bind.take(first_unique(_void_rows([bind.vars[v] for v in names])))
         group_terms = [t for t in rule.head_args if not isinstance(t, Aggregate)]
         group_cols = [self._term_values(t, bind) for t in group_terms]
         values = bind.vars[agg.var.name].astype(np.float64) if bind.n else np.empty(0)
@@ -907,8 +940,7 @@ class Engine:
             np.full(len(sel), index, np.int32),
             np.empty((len(sel), 0), np.int64),
         )
-        if rel.live is None:
-            rel.live = np.ones(len(rel), bool)
+        rel.track_live()
         return {rule.head_pred: (start, len(rel))}
 
 
