@@ -50,6 +50,9 @@ Array = npt.NDArray[Any]
 EXPLICIT = -1
 _SHIFT = np.int64(32)
 _MAX_PACKED_ID = 1 << 31
+# A join fetches an atom's rows through a column index when its bindings are at least this
+# many times fewer than the rows.
+_PROBE_RATIO = 8
 
 
 class EngineError(RuntimeError):
@@ -69,11 +72,21 @@ class Relation:
         self.premises: IntArray = np.empty((0, width), np.int64)
         self.live: npt.NDArray[np.bool_] | None = None  # None: every row is live
         self.packed: bool | None = None
+        # Sorted keys of the live rows with their row numbers, in two levels: the main index
+        # and the rows appended since, merged into it once they are many (appending stays
+        # proportional to the rows appended). `_fresh` is empty while `_index` is None.
         self._index: tuple[Array, IntArray] | None = None
+        self._fresh: tuple[Array, IntArray] = (np.empty(0, np.int64), np.empty(0, np.int64))
         # Arrays with room to grow behind cols, fids, rule, premises (and live): the public
         # arrays are views of their first rows, so appending m rows costs O(m) amortised,
         # not a copy of the relation. None after any other change of the layout.
         self._buffers: list[Array] | None = None
+        # bumped whenever rows are retired or removed (views of a range then go stale)
+        self.changes = 0
+        # column -> (values sorted, their rows, rows covered): an index of rows [0, covered),
+        # retired ones included; rows appended since are searched directly until there are
+        # enough of them to merge in
+        self._by_column: dict[int, tuple[Array, IntArray, int]] = {}
 
     def __len__(self) -> int:
         return len(self.fids)
@@ -85,6 +98,7 @@ class Relation:
             dtypes = [np.int64 if c.dtype.kind in "iub" else np.float64 for c in cols]
             self.cols = [np.empty(0, d) for d in dtypes]
             self._buffers = None
+            self._by_column = {}
 
     def coerce(self, cols: Sequence[Array]) -> list[Array]:
         if len(cols) != self.arity:
@@ -112,12 +126,13 @@ class Relation:
         return _void_rows(cols)
 
     def index(self) -> tuple[Array, IntArray]:
-        """Sorted keys of the live rows and the row number of each."""
+        """Sorted keys of the live rows but the latest (`_fresh`) and the row of each."""
         if self._index is None:
             rows = self.live_rows()
             keys = self.keys([c[rows] for c in self.cols])
             order = np.argsort(keys, kind="stable")
             self._index = (keys[order], rows[order])
+            self._fresh = (keys[:0], rows[:0])
         return self._index
 
     def live_rows(self, end: int | None = None) -> IntArray:
@@ -132,13 +147,40 @@ class Relation:
 
     def find_keys(self, keys: Array) -> IntArray:
         """Row number of each row key, -1 where absent (fastest for sorted keys)."""
-        sorted_keys, rows = self.index()
-        if len(sorted_keys) == 0:
-            return np.full(len(keys), -1, np.int64)
-        pos = np.searchsorted(sorted_keys, keys)
-        pos_c = np.minimum(pos, len(sorted_keys) - 1)
-        hit = sorted_keys[pos_c] == keys
-        return np.where(hit, rows[pos_c], -1)
+        found = _search(*self.index(), keys)
+        fresh_keys, fresh_rows = self._fresh
+        if len(fresh_keys):
+            miss = found < 0
+            found[miss] = _search(fresh_keys, fresh_rows, keys[miss])
+        return found
+
+    def lookup(self, col: int, values: Array) -> IntArray:
+        """Rows (ascending, retired ones included) whose column `col` holds one of `values`:
+        O(k log n) through an index of the column, built on first use."""
+        n = len(self)
+        entry = self._by_column.get(col)
+        column = self.cols[col]
+        if entry is None:
+            order = np.argsort(column, kind="stable").astype(np.int64)
+            entry = (column[order], order, n)
+        index_values, index_rows, covered = entry
+        if n - covered > max(4096, covered // 8):
+            tail = column[covered:n]
+            order = np.argsort(tail, kind="stable")
+            pos = np.searchsorted(index_values, tail[order], "right")
+            index_values = np.insert(index_values, pos, tail[order])
+            index_rows = np.insert(index_rows, pos, order.astype(np.int64) + covered)
+            covered = n
+        self._by_column[col] = (index_values, index_rows, covered)
+        keys = np.unique(values)
+        lo = np.searchsorted(index_values, keys, "left")
+        counts = np.searchsorted(index_values, keys, "right") - lo
+        total = int(counts.sum())
+        at = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        found = [index_rows[at]]
+        if covered < n:
+            found.append(np.flatnonzero(np.isin(column[covered:n], keys)) + covered)
+        return np.sort(np.concatenate(found))
 
     # --- mutation ---------------------------------------------------------------------------
     def append(
@@ -150,13 +192,24 @@ class Relation:
         sorted_keys: Array | None = None,
     ) -> None:
         """Append rows; `sorted_keys` (their keys, ascending) lets the index be merged."""
-        merged: tuple[Array, IntArray] | None = None
-        if sorted_keys is not None and self._index is not None:
-            old_keys, old_rows = self._index
-            pos = np.searchsorted(old_keys, sorted_keys)
-            new_rows = np.arange(len(self), len(self) + len(fids), dtype=np.int64)
-            merged = (np.insert(old_keys, pos, sorted_keys), np.insert(old_rows, pos, new_rows))
         n, m = len(self), len(fids)
+        if self._index is not None and sorted_keys is None:
+            self._index = None
+        elif self._index is not None and sorted_keys is not None:
+            new_rows = np.arange(n, n + m, dtype=np.int64)
+            main_keys, main_rows = self._index
+            fresh_keys, fresh_rows = self._fresh
+            pos = np.searchsorted(fresh_keys, sorted_keys)
+            fresh_keys = np.insert(fresh_keys, pos, sorted_keys)
+            fresh_rows = np.insert(fresh_rows, pos, new_rows)
+            if len(fresh_keys) > max(4096, len(main_keys) // 8):
+                pos = np.searchsorted(main_keys, fresh_keys)
+                self._index = (
+                    np.insert(main_keys, pos, fresh_keys),
+                    np.insert(main_rows, pos, fresh_rows),
+                )
+                fresh_keys, fresh_rows = fresh_keys[:0], fresh_rows[:0]
+            self._fresh = (fresh_keys, fresh_rows)
         pad = np.full((m, self.width), -1, np.int64)
         pad[:, : premises.shape[1]] = premises
         new = [*cols, fids, rule, pad]
@@ -168,7 +221,7 @@ class Relation:
             raise EngineError(f"{self.name}: rows appended before their column types are known")
         bufs = self._buffers
         if bufs is None or n + m > len(bufs[0]):
-            cap = max(n + m, 2 * n, 64)
+            cap = max(n + m, n + n // 4, 64)  # a quarter to spare: amortised O(m)
             bufs = []
             for a in old:
                 buf = np.empty((cap, *a.shape[1:]), a.dtype)
@@ -182,7 +235,6 @@ class Relation:
         self.fids, self.rule, self.premises = views[self.arity : self.arity + 3]
         if self.live is not None:
             self.live = views[-1]
-        self._index = merged
 
     def track_live(self) -> None:
         """Keep live flags from now on (rows of an aggregate can be superseded)."""
@@ -195,11 +247,13 @@ class Relation:
         self.track_live()
         assert self.live is not None
         self.live[rows] = False
+        self.changes += 1
         if self._index is not None:
             # the index covers live rows only: drop the retired ones without a new sort
-            keys, index_rows = self._index
-            keep = self.live[index_rows]
-            self._index = (keys[keep], index_rows[keep])
+            for level in ("_index", "_fresh"):
+                keys, index_rows = getattr(self, level)
+                keep = self.live[index_rows]
+                setattr(self, level, (keys[keep], index_rows[keep]))
 
     def keep(self, mask: npt.NDArray[np.bool_]) -> None:
         """Drop the rows where `mask` is False (incremental retraction)."""
@@ -210,12 +264,25 @@ class Relation:
         if self.live is not None:
             self.live = self.live[mask]
         self._buffers = None
+        self.changes += 1
+        renumber = np.cumsum(mask, dtype=np.int64) - 1
+        for col, (values, rows, covered) in self._by_column.items():
+            stay = mask[rows]
+            self._by_column[col] = (values[stay], renumber[rows[stay]], int(mask[:covered].sum()))
         if self._index is not None:
             # renumber the index instead of sorting the keys again
-            keys, index_rows = self._index
-            stay = mask[index_rows]
-            renumber = np.cumsum(mask, dtype=np.int64) - 1
-            self._index = (keys[stay], renumber[index_rows[stay]])
+            for level in ("_index", "_fresh"):
+                keys, index_rows = getattr(self, level)
+                stay = mask[index_rows]
+                setattr(self, level, (keys[stay], renumber[index_rows[stay]]))
+
+
+def _search(sorted_keys: Array, rows: IntArray, keys: Array) -> IntArray:
+    """Row of each key in a sorted index, -1 where absent."""
+    if len(sorted_keys) == 0:
+        return np.full(len(keys), -1, np.int64)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return np.where(sorted_keys[pos] == keys, rows[pos], -1)
 
 
 def _void_rows(cols: Sequence[Array]) -> Array:
@@ -308,12 +375,26 @@ def composite_keys(left: Sequence[Array], right: Sequence[Array]) -> tuple[Array
     return code[:n], code[n:]
 
 
-@dataclass(slots=True)
 class View:
-    """Rows of one relation an atom ranges over: columns, fact ids."""
+    """Rows of one relation an atom ranges over: columns, fact ids.
 
-    cols: list[Array]
-    fids: IntArray
+    A view of a relation's live rows in a range (`View.of`) keeps that `source`, so that a
+    join with a few bindings can fetch just the rows matching them through the relation's
+    column index (`restrict`) instead of reading the range; its columns are gathered only
+    when asked for.
+    """
+
+    __slots__ = ("_cols", "_fids", "source")
+
+    def __init__(
+        self,
+        cols: list[Array] | None,
+        fids: IntArray | None,
+        source: tuple[Relation, int, int, int] | None = None,
+    ) -> None:
+        self._cols = cols
+        self._fids = fids
+        self.source = source  # (relation, start, end, its `changes` when taken)
 
     @classmethod
     def of(cls, rel: Relation, start: int = 0, end: int | None = None) -> View:
@@ -321,9 +402,55 @@ class View:
         if not rel.cols:  # no rows yet, column types unknown
             return cls([np.empty(0, np.int64) for _ in range(rel.arity)], rel.fids)
         if rel.live is None:
-            return cls([c[start:end] for c in rel.cols], rel.fids[start:end])
+            return cls(
+                [c[start:end] for c in rel.cols],
+                rel.fids[start:end],
+                (rel, start, end, rel.changes),
+            )
+        return cls(None, None, (rel, start, end, rel.changes))
+
+    def _gather(self) -> None:
+        assert self.source is not None
+        rel, start, end, _ = self.source
+        assert rel.live is not None
         rows = np.flatnonzero(rel.live[start:end]) + start
-        return cls([c[rows] for c in rel.cols], rel.fids[rows])
+        self._cols = [c[rows] for c in rel.cols]
+        self._fids = rel.fids[rows]
+
+    @property
+    def cols(self) -> list[Array]:
+        if self._cols is None:
+            self._gather()
+        assert self._cols is not None
+        return self._cols
+
+    @property
+    def fids(self) -> IntArray:
+        if self._fids is None:
+            self._gather()
+        assert self._fids is not None
+        return self._fids
+
+    def size(self) -> int:
+        """Number of rows, at most (without gathering a live-flagged range)."""
+        if self._fids is not None:
+            return len(self._fids)
+        assert self.source is not None
+        return self.source[2] - self.source[1]
+
+    def restrict(self, col: int, values: Array) -> View | None:
+        """The rows whose column `col` holds one of `values`, found through the relation's
+        column index; None when the relation changed since (rows retired or removed)."""
+        if self.source is None:
+            return None
+        rel, start, end, changes = self.source
+        if rel.changes != changes:
+            return None
+        rows = rel.lookup(col, values)
+        rows = rows[(rows >= start) & (rows < end)]
+        if rel.live is not None:
+            rows = rows[rel.live[rows]]
+        return View([c[rows] for c in rel.cols], rel.fids[rows])
 
 
 @dataclass(slots=True)
@@ -398,6 +525,9 @@ class Engine:
         for pred, n in arity.items():
             self.relations[pred] = Relation(pred, n, width.get(pred, 0))
         self.strata = self._stratify()
+        # Joins of a few bindings fetch rows through column indexes (incremental updates);
+        # a full evaluation reads whole relations and builds no index.
+        self.probing = False
         self._aggregated = {r.head_pred for r in self.rules if r.aggregate is not None}
         self._group_atoms = {
             i: self._group_atom(r) for i, r in enumerate(self.rules) if r.aggregate is not None
@@ -730,8 +860,7 @@ class Engine:
             filters = remaining
         while pending:
             if nxt is None:
-                sharing = [j for j in pending if _vars(atoms[j]) & bound]
-                nxt = sharing[0] if sharing else pending[0]
+                nxt = _next_atom(atoms, pending, bound)
             pending.remove(nxt)
             bind = self._join_atom(bind, atoms[nxt], views[nxt], nxt)
             bound |= _vars(atoms[nxt])
@@ -774,6 +903,11 @@ class Engine:
         return {v: view.cols[k][mask] for v, k in first_col.items()}, view.fids[mask]
 
     def _join_atom(self, bind: Bindings | None, atom: Atom, view: View, slot: int) -> Bindings:
+        if self.probing and bind is not None and bind.n * _PROBE_RATIO < view.size():
+            # few bindings against many rows: fetch the matching rows only
+            probe = _probe_column(atom, bind.vars)
+            if probe is not None:
+                view = view.restrict(probe[0], bind.vars[probe[1]]) or view
         table, fids = self._atom_table(atom, view)
         if bind is None:
             return Bindings(len(fids), dict(table), {slot: fids})
@@ -848,6 +982,56 @@ class Engine:
             raise RuleSyntaxError(f"unknown aggregate {agg.func}")
         return [c[first] for c in group_cols], result, bind
 
+    def group_rows(self, index: int, groups: Sequence[Array] | None) -> IntArray:
+        """Live rows of an aggregate rule's head in the given groups (grouping values as
+        from `touched_groups`; every live row for None)."""
+        rule = self.rules[index]
+        rel = self.relations[rule.head_pred]
+        if groups is None:
+            return rel.live_rows()
+        agg_pos = next(k for k, t in enumerate(rule.head_args) if isinstance(t, Aggregate))
+        terms = [t for t in rule.head_args if not isinstance(t, Aggregate)]
+        columns = [k for k in range(rel.arity) if k != agg_pos]
+        keys = [
+            (c, g) for c, g, t in zip(columns, groups, terms, strict=True) if isinstance(t, Var)
+        ]
+        if not keys or not rel.cols:
+            return rel.live_rows()
+        if self.probing:
+            rows = rel.lookup(keys[0][0], keys[0][1])
+        else:
+            rows = np.arange(len(rel), dtype=np.int64)
+        if rel.live is not None:
+            rows = rows[rel.live[rows]]
+        return rows[rows_in([rel.cols[c][rows] for c, _ in keys], [g for _, g in keys])]
+
+    def probe_columns(self) -> set[tuple[str, int]]:
+        """(predicate, column) pairs whose index a join from few bindings can use: each
+        body atom after the first in the join order from every atom and from the head, and
+        the grouping columns of aggregates."""
+        out: set[tuple[str, int]] = set()
+        for i, rule in enumerate(self.rules):
+            atoms = rule.positives
+            head = {t.name for t in rule.head_args if isinstance(t, Var)}
+            starts: list[tuple[int | None, set[str]]] = [(k, set()) for k in range(len(atoms))]
+            for nxt, bound in [*starts, (None, head)]:
+                pending = list(range(len(atoms)))
+                while pending:
+                    if nxt is None:
+                        nxt = _next_atom(atoms, pending, bound)
+                    pending.remove(nxt)
+                    probe = _probe_column(atoms[nxt], bound)
+                    if probe is not None:
+                        out.add((atoms[nxt].pred, probe[0]))
+                    bound = bound | _vars(atoms[nxt])
+                    nxt = None
+            group_atom = self._group_atoms.get(i)
+            if group_atom is not None:
+                first_var = next(k for k, t in enumerate(rule.head_args) if isinstance(t, Var))
+                out.add((atoms[group_atom[0]].pred, group_atom[1][0]))
+                out.add((rule.head_pred, first_var))
+        return out
+
     def touched_groups(self, index: int, deltas: Mapping[int, View]) -> list[Array] | None:
         """Grouping values (head columns without the aggregate) of the bindings of an
         aggregate rule that use a row of `deltas` (views by body atom); None when the rule's
@@ -879,10 +1063,10 @@ class Engine:
         rel = self.relations[rule.head_pred]
         agg_pos = next(k for k, t in enumerate(rule.head_args) if isinstance(t, Aggregate))
         group_idx = [k for k in range(rel.arity) if k != agg_pos]
-        live = rel.live_rows()
         group_atom = self._group_atoms[index]
         if touched is None or group_atom is None:
             groups, values, _ = self.aggregate_groups(index)
+            live = rel.live_rows()
         else:
             if not len(touched[0]):
                 return {}
@@ -892,6 +1076,8 @@ class Engine:
             terms = [t for t in rule.head_args if not isinstance(t, Aggregate)]
             keys = [touched[g] for g, t in enumerate(terms) if isinstance(t, Var)]
             whole = View.of(self.relations[rule.positives[k].pred])
+            if self.probing:
+                whole = whole.restrict(columns[0], keys[0]) or whole
             sel = np.flatnonzero(rows_in([whole.cols[c] for c in columns], keys))
             views = [
                 View([c[sel] for c in whole.cols], whole.fids[sel])
@@ -902,13 +1088,7 @@ class Engine:
             bind = self.join_body(rule, views, first=k)
             assert bind is not None
             groups, values, _ = self.aggregate_groups(index, bind)
-            if len(live) and rel.cols:
-                live_keys = [
-                    rel.cols[g][live]
-                    for g, t in zip(group_idx, terms, strict=True)
-                    if isinstance(t, Var)
-                ]
-                live = live[rows_in(live_keys, keys)]
+            live = self.group_rows(index, touched)
         cols = list(groups)
         cols.insert(agg_pos, values)
         if not len(values) and not len(live):
@@ -933,12 +1113,16 @@ class Engine:
             return {}
         start = len(rel)
         sel = np.flatnonzero(changed)
+        new_keys = rel.keys([c[sel] for c in cols])
+        order = np.argsort(new_keys, kind="stable")  # in key order, for the index
+        sel = sel[order]
         fids = self.new_fids(len(sel))
         rel.append(
             [c[sel] for c in cols],
             fids,
             np.full(len(sel), index, np.int32),
             np.empty((len(sel), 0), np.int64),
+            new_keys[order],
         )
         rel.track_live()
         return {rule.head_pred: (start, len(rel))}
@@ -966,6 +1150,20 @@ def rows_in(cols: Sequence[Array], keys: Sequence[Array]) -> npt.NDArray[np.bool
             hit = np.isin(_void_rows([c[cand] for c in cols]), np.unique(_void_rows(keys)))
             mask[cand[~hit]] = False
     return mask
+
+
+def _next_atom(atoms: Sequence[Atom], pending: Sequence[int], bound: set[str]) -> int:
+    """The atom a join takes next: the first pending one sharing a bound variable."""
+    sharing = [j for j in pending if _vars(atoms[j]) & bound]
+    return sharing[0] if sharing else pending[0]
+
+
+def _probe_column(atom: Atom, bound: Mapping[str, Array] | set[str]) -> tuple[int, str] | None:
+    """The first column of `atom` holding an already bound variable, and the variable."""
+    for k, term in enumerate(atom.args):
+        if isinstance(term, Var) and term.name in bound:
+            return k, term.name
+    return None
 
 
 def _vars(atom: Atom) -> set[str]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from reasoning.datalog import Aggregate, Atom, Negation, Rule, Var
+from reasoning.datalog import Aggregate, Atom, Negation, Rule
 from reasoning.engine import (
     EXPLICIT,
     Array,
@@ -35,7 +35,7 @@ from reasoning.engine import (
     Relation,
     Stratum,
     View,
-    rows_in,
+    unique_keys,
 )
 
 Rows = Sequence[npt.ArrayLike]
@@ -90,6 +90,12 @@ class IncrementalReasoner:
         self._inputs = [_inputs(engine, s) for s in engine.strata]
         # strata maintained by DRed and semi-naive insertion; the others are recomputed
         self.incremental = [not s.has_negation for s in engine.strata]
+        # updates join a few rows with whole relations: through column indexes, built now
+        engine.probing = True
+        for pred, col in engine.probe_columns():
+            rel = engine.relations.get(pred)
+            if rel is not None and rel.cols:
+                rel.lookup(col, np.empty(0, rel.cols[col].dtype))
 
     # --- explicit facts ---------------------------------------------------------------------------
     def _base(self, pred: str, arity: int) -> Relation:
@@ -296,8 +302,7 @@ class IncrementalReasoner:
                         for j, a in enumerate(rule.positives)
                     ]
                     if rule.aggregate is not None:
-                        groups = eng.touched_groups(i, {k: delta[atom.pred]})
-                        rows = _group_rows(rel, rule, groups)
+                        rows = eng.group_rows(i, eng.touched_groups(i, {k: delta[atom.pred]}))
                     else:
                         out = eng.evaluate_rule(i, views, first=k)
                         if out is None or not rel.cols:
@@ -403,33 +408,19 @@ def _drop(rel: Relation, rows: IntArray) -> list[View]:
     return [gone]
 
 
-def _group_rows(rel: Relation, rule: Rule, groups: Sequence[Array] | None) -> IntArray:
-    """Live rows of an aggregate rule's head in the given groups (every live row for None)."""
-    live = rel.live_rows()
-    if groups is None or not rel.cols or not len(live):
-        return live
-    terms = [t for t in rule.head_args if not isinstance(t, Aggregate)]
-    agg = next(k for k, t in enumerate(rule.head_args) if isinstance(t, Aggregate))
-    columns = [k for k in range(rel.arity) if k != agg]
-    keys = [(c, g) for c, g, t in zip(columns, groups, terms, strict=True) if isinstance(t, Var)]
-    if not keys:
-        return live
-    return live[rows_in([rel.cols[c][live] for c, _ in keys], [g for _, g in keys])]
-
-
 def _append_unique(rel: Relation, cols: list[Array]) -> None:
+    """Append the rows not there yet, in key order (which keeps the relation's index)."""
     if not len(cols[0]):
         return
-    from reasoning.engine import first_unique
-
-    keys = rel.keys(cols)
-    first = first_unique(keys)
+    keys, first = unique_keys(rel.keys(cols))
     if rel.cols and len(rel):
-        first = first[rel.find([c[first] for c in cols]) < 0]
+        absent = rel.find_keys(keys) < 0
+        keys, first = keys[absent], first[absent]
     n = len(first)
     rel.append(
         [c[first] for c in cols],
         np.arange(n, dtype=np.int64) + len(rel),
         np.full(n, EXPLICIT, np.int32),
         np.empty((n, 0), np.int64),
+        keys,
     )
