@@ -42,6 +42,7 @@ _DENSE_BUDGET = 20_000_000
 _MAX_TERMS = 10_000
 # Largest group of cross-held companies inverted densely by the level-by-level solve.
 _MAX_CYCLE = 500
+_PACKABLE = 1 << 31  # node ids below this pack two to an int64
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +76,10 @@ def effective_ownership(
     h = np.asarray(holder, np.int64)
     c = np.asarray(company, np.int64)
     f = np.asarray(fraction, np.float64)
-    persons = np.unique(np.asarray(is_person, np.int64))
     empty = EffectiveOwnership(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
     if len(h) == 0:
         return empty
-    person_holding = np.isin(h, persons)
+    person_holding = _members(h, np.asarray(is_person, np.int64))
     # dense local numbering: companies (anything held, or holding without being a person)
     comp_ids = np.unique(np.concatenate([c, h[~person_holding]]))
     pers_ids = np.unique(h[person_holding])
@@ -282,9 +282,30 @@ def beneficial_owners(
         ctl_p = np.asarray(controllers[0], np.int64)
         ctl_c = np.asarray(controllers[1], np.int64)
         if is_person is not None:
-            keep = np.isin(ctl_p, np.asarray(is_person, np.int64))
+            keep = _members(ctl_p, np.asarray(is_person, np.int64))
             ctl_p, ctl_c = ctl_p[keep], ctl_c[keep]
         persons.append(ctl_p)
         companies.append(ctl_c)
-    pairs = np.unique(np.stack([np.concatenate(persons), np.concatenate(companies)]), axis=1)
+    person, company = np.concatenate(persons), np.concatenate(companies)
+    if (
+        len(person)
+        and min(person.min(), company.min()) >= 0
+        and max(person.max(), company.max()) < _PACKABLE
+    ):
+        packed = np.unique((person << np.int64(32)) | company)
+        return packed >> np.int64(32), packed & np.int64(0xFFFFFFFF)
+    pairs = np.unique(np.stack([person, company]), axis=1)
     return pairs[0].astype(np.int64), pairs[1].astype(np.int64)
+
+
+def _members(values: IntArray, of: IntArray) -> npt.NDArray[np.bool_]:
+    """Whether each value is one of `of`: through a flag per id where ids are dense."""
+    if not len(values) or not len(of):
+        return np.zeros(len(values), bool)
+    lo = min(int(values.min()), int(of.min()))
+    hi = max(int(values.max()), int(of.max()))
+    if lo < 0 or hi >= max(1 << 24, 4 * (len(values) + len(of))):  # the flags stay small
+        return np.isin(values, of)
+    flag = np.zeros(hi + 1, bool)
+    flag[of] = True
+    return flag[values]
