@@ -381,41 +381,51 @@ class View:
     A view of a relation's live rows in a range (`View.of`) keeps that `source`, so that a
     join with a few bindings can fetch just the rows matching them through the relation's
     column index (`restrict`) instead of reading the range; its columns are gathered only
-    when asked for.
+    when asked for. `plus` adds rows that are not in the relation (facts just removed).
     """
 
-    __slots__ = ("_cols", "_fids", "source")
+    __slots__ = ("_cols", "_fids", "extra", "source")
 
     def __init__(
         self,
         cols: list[Array] | None,
         fids: IntArray | None,
         source: tuple[Relation, int, int, int] | None = None,
+        extra: tuple[list[Array], IntArray] | None = None,
     ) -> None:
         self._cols = cols
         self._fids = fids
         self.source = source  # (relation, start, end, its `changes` when taken)
+        self.extra = extra
 
     @classmethod
     def of(cls, rel: Relation, start: int = 0, end: int | None = None) -> View:
         end = len(rel) if end is None else end
         if not rel.cols:  # no rows yet, column types unknown
             return cls([np.empty(0, np.int64) for _ in range(rel.arity)], rel.fids)
-        if rel.live is None:
-            return cls(
-                [c[start:end] for c in rel.cols],
-                rel.fids[start:end],
-                (rel, start, end, rel.changes),
-            )
         return cls(None, None, (rel, start, end, rel.changes))
+
+    def plus(self, cols: list[Array], fids: IntArray) -> View:
+        """This view and the given rows."""
+        if self.source is None or self.extra is not None:
+            return View(
+                [np.concatenate([a, b]) for a, b in zip(self.cols, cols, strict=True)],
+                np.concatenate([self.fids, fids]),
+            )
+        return View(None, None, self.source, (cols, fids))
 
     def _gather(self) -> None:
         assert self.source is not None
         rel, start, end, _ = self.source
-        assert rel.live is not None
-        rows = np.flatnonzero(rel.live[start:end]) + start
-        self._cols = [c[rows] for c in rel.cols]
-        self._fids = rel.fids[rows]
+        if rel.live is None:
+            cols, fids = [c[start:end] for c in rel.cols], rel.fids[start:end]
+        else:
+            rows = np.flatnonzero(rel.live[start:end]) + start
+            cols, fids = [c[rows] for c in rel.cols], rel.fids[rows]
+        if self.extra is not None:
+            cols = [np.concatenate([a, b]) for a, b in zip(cols, self.extra[0], strict=True)]
+            fids = np.concatenate([fids, self.extra[1]])
+        self._cols, self._fids = cols, fids
 
     @property
     def cols(self) -> list[Array]:
@@ -436,7 +446,8 @@ class View:
         if self._fids is not None:
             return len(self._fids)
         assert self.source is not None
-        return self.source[2] - self.source[1]
+        extra = len(self.extra[1]) if self.extra is not None else 0
+        return self.source[2] - self.source[1] + extra
 
     def restrict(self, col: int, values: Array) -> View | None:
         """The rows whose column `col` holds one of `values`, found through the relation's
@@ -450,7 +461,12 @@ class View:
         rows = rows[(rows >= start) & (rows < end)]
         if rel.live is not None:
             rows = rows[rel.live[rows]]
-        return View([c[rows] for c in rel.cols], rel.fids[rows])
+        cols, fids = [c[rows] for c in rel.cols], rel.fids[rows]
+        if self.extra is not None:
+            more = np.isin(self.extra[0][col], values)
+            cols = [np.concatenate([a, b[more]]) for a, b in zip(cols, self.extra[0], strict=True)]
+            fids = np.concatenate([fids, self.extra[1][more]])
+        return View(cols, fids)
 
 
 @dataclass(slots=True)

@@ -81,6 +81,7 @@ class IncrementalReasoner:
             if len(rows):
                 base = reasoner._base(pred, rel.arity)
                 _append_unique(base, base.coerce([c[rows] for c in rel.cols]))
+                base.index()  # sorted now rather than by the first update
         return reasoner
 
     def _setup(self, engine: Engine) -> None:
@@ -91,11 +92,15 @@ class IncrementalReasoner:
         # strata maintained by DRed and semi-naive insertion; the others are recomputed
         self.incremental = [not s.has_negation for s in engine.strata]
         # updates join a few rows with whole relations: through column indexes, built now
+        # with the key indexes rather than by the first update
         engine.probing = True
         for pred, col in engine.probe_columns():
             rel = engine.relations.get(pred)
             if rel is not None and rel.cols:
                 rel.lookup(col, np.empty(0, rel.cols[col].dtype))
+        for rel in engine.relations.values():
+            if rel.cols:
+                rel.index()
 
     # --- explicit facts ---------------------------------------------------------------------------
     def _base(self, pred: str, arity: int) -> Relation:
@@ -258,9 +263,7 @@ class IncrementalReasoner:
         """Remove every fact of the stratum with a derivation that uses a removed fact;
         returns the rows removed per predicate."""
         eng = self.engine
-        over: dict[str, npt.NDArray[np.bool_]] = {
-            p: np.zeros(len(eng.relations[p]), bool) for p in stratum.preds
-        }
+        over: dict[str, IntArray] = {}  # rows over-deleted so far (sorted)
         delta: dict[str, View] = {}
         for pred, cols in gone.items():
             if cols and len(cols[0]):
@@ -268,8 +271,8 @@ class IncrementalReasoner:
         for pred, cols in own_removed.items():
             rel = eng.relations[pred]
             rows = _live_rows_of(rel, cols)
-            over[pred][rows] = True
             if len(rows):
+                over[pred] = rows
                 delta[pred] = View([c[rows] for c in rel.cols], rel.fids[rows])
         if not delta:
             return {}
@@ -281,11 +284,8 @@ class IncrementalReasoner:
             if pred not in old:
                 view = View.of(eng.relations[pred])
                 removed = gone.get(pred)
-                if removed and len(removed[0]) and view.cols:
-                    view = View(
-                        [np.concatenate([a, b]) for a, b in zip(view.cols, removed, strict=True)],
-                        np.concatenate([view.fids, np.full(len(removed[0]), -1, np.int64)]),
-                    )
+                if removed and len(removed[0]) and eng.relations[pred].cols:
+                    view = view.plus(list(removed), np.full(len(removed[0]), -1, np.int64))
                 old[pred] = view
             return old[pred]
 
@@ -313,16 +313,14 @@ class IncrementalReasoner:
             for pred, parts in found.items():
                 rel = eng.relations[pred]
                 rows = np.unique(np.concatenate(parts))
-                rows = rows[~over[pred][rows]]
+                if pred in over:
+                    rows = rows[~np.isin(rows, over[pred])]
                 if len(rows):
-                    over[pred][rows] = True
+                    over[pred] = np.union1d(over.get(pred, rows[:0]), rows)
                     delta[pred] = View([c[rows] for c in rel.cols], rel.fids[rows])
         dropped: dict[str, View] = {}
-        for pred, mask in over.items():
-            if mask.any():
-                rel = eng.relations[pred]
-                dropped[pred] = View([c[mask] for c in rel.cols], rel.fids[mask])
-                rel.keep(~mask)
+        for pred, rows in over.items():
+            [dropped[pred]] = _drop(eng.relations[pred], rows)
         return dropped
 
     def _rederive(self, stratum: Stratum, dropped: Mapping[str, View]) -> None:
