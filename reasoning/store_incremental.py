@@ -306,31 +306,31 @@ class StoreReasoner:
             table = kg.ownership_table()
             return table.filter(pc.is_in(table.column("src"), value_set=who))
 
-        after = ownership(now)
+        after, before = ownership(now), ownership(old)
         kg.shares = [(now[0], now[1], now[2] / 100.0)]
-        if not (removed or ctl_removed):
-            # holdings and control only grew: no share or UBO fact can have gone
-            return after, empty
-        keys_before = _fact_keys(ownership(old))
-        kg.shares = [(now[0], now[1], now[2] / 100.0)]
-        if ctl_removed:
-            # a person's control that went may have been their only ground for a UBO fact
-            on = self._is_person[ctl_removed[0]]
-            lost = self._keys_table("beneficialOwnerOf", [c[on] for c in ctl_removed[:2]])
-            keys_before |= _fact_keys(lost)
-        gone = keys_before - _fact_keys(after)
-        retract = pa.table(
-            {
-                "predicate": pa.array([k[0] for k in gone], pa.string()),
-                "src": pa.array([k[1] for k in gone], pa.string()),
-                "dst": pa.array([k[2] for k in gone], pa.string()),
-                "rule": pa.array([""] * len(gone), pa.string()),
-                "premises": pa.array(["[]"] * len(gone), pa.large_string()),
-                "value": pa.nulls(len(gone), pa.float64()),
-            },
-            schema=INFERRED_SCHEMA,
+        # `before` saw the current control facts: a UBO fact that control gained or lost in
+        # this update is compared with the control facts that changed instead
+        gained = _fact_keys(self._ubo_table(ctl_added))
+        after_keys = _fact_keys(after)
+        at = pc.index_in(after_keys, value_set=_fact_keys(before))
+        present = at.is_valid().to_numpy(zero_copy_only=False)
+        new_value = after.column("value").to_numpy()
+        old_value = before.column("value").take(at).to_numpy()
+        same = present & (
+            (np.isnan(new_value) & np.isnan(old_value)) | (np.abs(new_value - old_value) <= 1e-9)
         )
-        return after, retract
+        same &= ~pc.is_in(after_keys, value_set=gained).to_numpy(zero_copy_only=False)
+        write = after.filter(pa.array(~same))
+        retract = pa.concat_tables([before, self._ubo_table(ctl_removed)])
+        retract = retract.filter(pc.invert(pc.is_in(_fact_keys(retract), value_set=after_keys)))
+        return write, retract
+
+    def _ubo_table(self, controls: list[Array] | None) -> pa.Table:
+        """Keys of the UBO facts the given control facts ground (controllers who are persons)."""
+        if not controls:
+            return INFERRED_SCHEMA.empty_table()
+        on = self._is_person[controls[0]]
+        return self._keys_table("beneficialOwnerOf", [c[on] for c in controls[:2]])
 
 
 def _reach(src: IntArray, dst: IntArray, seeds: IntArray, size: int) -> npt.NDArray[np.bool_]:
@@ -347,12 +347,8 @@ def _reach(src: IntArray, dst: IntArray, seeds: IntArray, size: int) -> npt.NDAr
     return seen
 
 
-def _fact_keys(table: pa.Table) -> set[tuple[str, str, str]]:
-    return set(
-        zip(
-            table.column("predicate").to_pylist(),
-            table.column("src").to_pylist(),
-            table.column("dst").to_pylist(),
-            strict=True,
-        )
+def _fact_keys(table: pa.Table) -> pa.Array:
+    """One string per fact of an inferred-layout table: predicate, src and dst."""
+    return pc.binary_join_element_wise(
+        table.column("predicate"), table.column("src"), table.column("dst"), "\x1f"
     )
