@@ -416,7 +416,9 @@ class View:
 
     def _gather(self) -> None:
         assert self.source is not None
-        rel, start, end, _ = self.source
+        rel, start, end, changes = self.source
+        # rows are read before their relation loses any: the range would mean others then
+        assert rel.changes == changes, f"view of {rel.name} read after rows were removed"
         if rel.live is None:
             cols, fids = [c[start:end] for c in rel.cols], rel.fids[start:end]
         else:
@@ -736,13 +738,6 @@ class Engine:
     ) -> dict[str, tuple[int, int]]:
         produced: dict[str, list[Derived]] = {}
         agg_delta: dict[str, tuple[int, int]] = {}
-        full: dict[str, View] = {}
-
-        def whole(pred: str) -> View:
-            if pred not in full:
-                full[pred] = View.of(self.relations[pred])
-            return full[pred]
-
         for i in stratum.rules:
             rule = self.rules[i]
             firsts = [k for k, a in enumerate(rule.positives) if a.pred in seed]
@@ -755,7 +750,8 @@ class Engine:
             # every derivation using a seed row, once per seeded atom (duplicates are dropped)
             for k in firsts:
                 views = [
-                    seed[a.pred] if j == k else whole(a.pred) for j, a in enumerate(rule.positives)
+                    seed[a.pred] if j == k else View.of(self.relations[a.pred])
+                    for j, a in enumerate(rule.positives)
                 ]
                 out = self.evaluate_rule(i, views, first=k)
                 if out is not None:
