@@ -3,8 +3,12 @@
 `StoreReasoner.open(store)` loads the graph and evaluates it once (as `materialise` does);
 from then on `apply_changes` writes a batch of edges to the store, updates the fixpoint
 incrementally (`reasoning.incremental`) and hands the store only what changed, with one
-derivation per new fact, through `apply_inferred_delta` — in one transaction. A process that
-keeps the reasoner open (the API, the nightly job between batches) pays the load once.
+derivation per new fact, through `apply_inferred_delta` — in one transaction. Effective
+shares and UBO facts are recomputed for the persons a change can reach (those holding a
+changed holder, directly or through companies, and those whose control changed), and only
+the ones that changed are written. A process that keeps the reasoner open (the API, the
+nightly job between batches) pays the load once; opening also builds the indexes updates
+join through.
 
 Limits: the ends of every edge must be nodes the store held when the reasoner was opened
 (new customers need a reopen: their ids have no place among the loaded constants); the
