@@ -994,6 +994,30 @@ class Engine:
             raise RuleSyntaxError(f"unknown aggregate {agg.func}")
         return [c[first] for c in group_cols], result, bind
 
+    def group_bindings(self, index: int, groups: Sequence[Array]) -> Bindings:
+        """The body bindings of an aggregate rule in the given groups only (grouping values,
+        head columns without the aggregate; the rule must have a group atom): the atom
+        holding the grouping variables, restricted to the values, joined with the rest."""
+        group_atom = self._group_atoms[index]
+        assert group_atom is not None, "groups of this aggregate cannot be taken alone"
+        rule = self.rules[index]
+        k, columns = group_atom
+        terms = [t for t in rule.head_args if not isinstance(t, Aggregate)]
+        keys = [groups[g] for g, t in enumerate(terms) if isinstance(t, Var)]
+        whole = View.of(self.relations[rule.positives[k].pred])
+        if self.probing:
+            whole = whole.restrict(columns[0], keys[0]) or whole
+        sel = np.flatnonzero(rows_in([whole.cols[c] for c in columns], keys))
+        views = [
+            View([c[sel] for c in whole.cols], whole.fids[sel])
+            if j == k
+            else View.of(self.relations[a.pred])
+            for j, a in enumerate(rule.positives)
+        ]
+        bind = self.join_body(rule, views, first=k)
+        assert bind is not None
+        return bind
+
     def group_rows(self, index: int, groups: Sequence[Array] | None) -> IntArray:
         """Live rows of an aggregate rule's head in the given groups (grouping values as
         from `touched_groups`; every live row for None)."""
@@ -1082,24 +1106,7 @@ class Engine:
         else:
             if not len(touched[0]):
                 return {}
-            # the groups' bindings: the atom holding the grouping variables, restricted to
-            # the touched values, joined with the rest of the body
-            k, columns = group_atom
-            terms = [t for t in rule.head_args if not isinstance(t, Aggregate)]
-            keys = [touched[g] for g, t in enumerate(terms) if isinstance(t, Var)]
-            whole = View.of(self.relations[rule.positives[k].pred])
-            if self.probing:
-                whole = whole.restrict(columns[0], keys[0]) or whole
-            sel = np.flatnonzero(rows_in([whole.cols[c] for c in columns], keys))
-            views = [
-                View([c[sel] for c in whole.cols], whole.fids[sel])
-                if j == k
-                else View.of(self.relations[a.pred])
-                for j, a in enumerate(rule.positives)
-            ]
-            bind = self.join_body(rule, views, first=k)
-            assert bind is not None
-            groups, values, _ = self.aggregate_groups(index, bind)
+            groups, values, _ = self.aggregate_groups(index, self.group_bindings(index, touched))
             live = self.group_rows(index, touched)
         cols = list(groups)
         cols.insert(agg_pos, values)
