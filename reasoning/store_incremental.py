@@ -301,7 +301,7 @@ class StoreReasoner:
         if not persons.any():
             return empty, empty
         reached = _reach(both[0], both[1], np.flatnonzero(persons), kg.symbol_base)
-        who = kg.ids.filter(pa.array(persons[: len(kg.ids)]))
+        who = kg.ids.take(pa.array(np.flatnonzero(persons)))
 
         def ownership(cols: list[Array]) -> pa.Table:
             holder = cols[0]
