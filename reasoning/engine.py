@@ -826,6 +826,37 @@ class Engine:
         views = [View.of(self.relations[a.pred]) for a in rule.positives]
         return self._project(index, self.join_body(rule, views, seed=Bindings(n, bound)))
 
+    def evaluate_negated(
+        self, index: int, negation: int, rows: View, views: Sequence[View], check: bool
+    ) -> Derived | None:
+        """Derivations of a rule over `views` (one per positive atom) whose `negation`-th
+        negated atom matches one of `rows`: the heads a new fact of that atom refutes, or
+        that a fact of it going away lets through. `check` applies the rule's negations (the
+        one taken, too) against the current facts; without, the heads are a superset."""
+        rule = self.rules[index]
+        negated = [lit for lit in rule.body if isinstance(lit, Negation)]
+        target = negated[negation]
+        body = [
+            lit
+            for lit in rule.body
+            if lit is not target and (check or not isinstance(lit, Negation))
+        ]
+        if check:
+            body.append(target)
+        # the negated atom joins last among the positives: the original slots keep their place
+        variant = Rule(rule.id, rule.head_pred, rule.head_args, (*body, target.atom), rule.source)
+        n = len(rule.positives)
+        bind = self.join_body(variant, [*views, rows], first=n)
+        if bind is None or bind.n == 0:
+            return None
+        cols = [self._term_values(t, bind) for t in rule.head_args if not isinstance(t, Aggregate)]
+        premises = (
+            np.stack([bind.fids[j] for j in range(n)], axis=1)
+            if n
+            else np.empty((bind.n, 0), np.int64)
+        )
+        return Derived(cols, index, premises)
+
     def _project(self, index: int, bind: Bindings | None) -> Derived | None:
         rule = self.rules[index]
         if bind is None or bind.n == 0:

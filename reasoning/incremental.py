@@ -13,8 +13,9 @@ Aggregates take part in both: a group is over-deleted when one of its inputs goe
 the groups a change touches are recomputed (a changed value retires the group's old row and
 adds a new one, which the strata above see as one removal and one addition). As in full
 evaluation, an aggregate inside a recursive component must only grow with its inputs and be
-tested upward (a `sum` of non-negative votes compared with `>`). Strata with negation are
-recomputed from their explicit facts when one of their inputs changed.
+tested upward (a `sum` of non-negative votes compared with `>`). A negated atom works the
+other way round: a fact added below over-deletes the heads it refutes, a fact removed below
+seeds the heads it lets through.
 """
 
 from __future__ import annotations
@@ -89,8 +90,6 @@ class IncrementalReasoner:
         self.base: dict[str, Relation] = {}
         self.head_preds = {r.head_pred for r in engine.rules}
         self._inputs = [_inputs(engine, s) for s in engine.strata]
-        # strata maintained by DRed and semi-naive insertion; the others are recomputed
-        self.incremental = [not s.has_negation for s in engine.strata]
         # updates join a few rows with whole relations: through column indexes, built now
         # with the key indexes rather than by the first update
         engine.probing = True
@@ -132,19 +131,13 @@ class IncrementalReasoner:
             if pred in added_explicit:
                 eng.add_facts(pred, *added_explicit[pred])
             self._record(eng.relations[pred], dropped, mark, change, fresh)
-        for stratum, inputs, maintained in zip(
-            eng.strata, self._inputs, self.incremental, strict=True
-        ):
+        for stratum, inputs in zip(eng.strata, self._inputs, strict=True):
             own_removed = {p: removed_explicit[p] for p in stratum.preds if p in removed_explicit}
             own_added = {p: added_explicit[p] for p in stratum.preds if p in added_explicit}
             gone = {p: change.removed[p] for p in inputs if p in change.removed}
             new = {p: fresh[p] for p in inputs if p in fresh}
-            if not (own_removed or own_added or gone or new):
-                continue
-            if maintained:
+            if own_removed or own_added or gone or new:
                 self._maintain(stratum, gone, new, own_removed, own_added, mark, change, fresh)
-            else:
-                self._recompute(stratum, mark, change, fresh)
         return change
 
     def _update_base(
@@ -227,7 +220,7 @@ class IncrementalReasoner:
         fresh: dict[str, View],
     ) -> None:
         eng = self.engine
-        dropped = self._over_delete(stratum, gone, own_removed)
+        dropped = self._over_delete(stratum, gone, new, own_removed)
         marks = {p: len(eng.relations[p]) for p in stratum.preds}
         # aggregate rows retired from here on are removals too
         live_before = {
@@ -235,6 +228,7 @@ class IncrementalReasoner:
         }
         if dropped:
             self._rederive(stratum, dropped)
+        self._let_through(stratum, gone)
         for pred, cols in own_added.items():
             eng.add_facts(pred, *cols)
         seed = dict(new)
@@ -258,10 +252,12 @@ class IncrementalReasoner:
         self,
         stratum: Stratum,
         gone: Mapping[str, list[Array]],
+        new: Mapping[str, View],
         own_removed: Mapping[str, list[Array]],
     ) -> dict[str, View]:
-        """Remove every fact of the stratum with a derivation that uses a removed fact;
-        returns the rows removed per predicate."""
+        """Remove every fact of the stratum with a derivation that uses a removed fact, or
+        whose negated atom an added fact now matches; returns the rows removed per
+        predicate."""
         eng = self.engine
         over: dict[str, IntArray] = {}  # rows over-deleted so far (sorted)
         delta: dict[str, View] = {}
@@ -274,7 +270,13 @@ class IncrementalReasoner:
             if len(rows):
                 over[pred] = rows
                 delta[pred] = View([c[rows] for c in rel.cols], rel.fids[rows])
-        if not delta:
+        refuted = [
+            (i, j, new[lit.atom.pred])
+            for i in stratum.rules
+            for j, lit in enumerate(x for x in eng.rules[i].body if isinstance(x, Negation))
+            if lit.atom.pred in new
+        ]
+        if not delta and not refuted:
             return {}
         old: dict[str, View] = {}
 
@@ -289,8 +291,16 @@ class IncrementalReasoner:
                 old[pred] = view
             return old[pred]
 
-        while delta:
-            found: dict[str, list[IntArray]] = {}
+        found: dict[str, list[IntArray]] = {}
+        for i, j, refuting in refuted:  # heads a fact added below now refutes
+            rule = eng.rules[i]
+            rel = eng.relations[rule.head_pred]
+            views = [old_view(a.pred) for a in rule.positives]
+            out = eng.evaluate_negated(i, j, refuting, views, check=False)
+            if out is not None and rel.cols:
+                hit = rel.find(rel.coerce(out.cols))
+                found.setdefault(rule.head_pred, []).append(hit[hit >= 0])
+        while delta or found:
             for i in stratum.rules:
                 rule = eng.rules[i]
                 rel = eng.relations[rule.head_pred]
@@ -318,6 +328,7 @@ class IncrementalReasoner:
                 if len(rows):
                     over[pred] = np.union1d(over.get(pred, rows[:0]), rows)
                     delta[pred] = View([c[rows] for c in rel.cols], rel.fids[rows])
+            found = {}
         dropped: dict[str, View] = {}
         for pred, rows in over.items():
             [dropped[pred]] = _drop(eng.relations[pred], rows)
@@ -354,26 +365,21 @@ class IncrementalReasoner:
             if batches:
                 eng.add_rows(rel, batches)
 
-    # --- recomputed strata ------------------------------------------------------------------------
-    def _recompute(
-        self, stratum: Stratum, mark: int, change: Change, fresh: dict[str, View]
-    ) -> None:
+    def _let_through(self, stratum: Stratum, gone: Mapping[str, list[Array]]) -> None:
+        """Add the heads whose negated atom matched a fact that went away and now holds."""
         eng = self.engine
-        dropped: dict[str, View] = {}
-        for pred in stratum.preds:
-            rel = eng.relations[pred]
-            rows = rel.live_rows()
-            if rel.cols and len(rows):
-                dropped[pred] = View([c[rows] for c in rel.cols], rel.fids[rows])
-            rel.keep(np.zeros(len(rel), bool))
-            base = self.base.get(pred)
-            if base is not None and base.cols and len(base):
-                eng.add_facts(pred, *base.cols)
-        eng.run_stratum(stratum)
-        for pred in stratum.preds:
-            self._record(
-                eng.relations[pred], [dropped[pred]] if pred in dropped else [], mark, change, fresh
-            )
+        for i in stratum.rules:
+            rule = eng.rules[i]
+            negated = [lit for lit in rule.body if isinstance(lit, Negation)]
+            for j, lit in enumerate(negated):
+                cols = gone.get(lit.atom.pred)
+                if not cols or not len(cols[0]):
+                    continue
+                rows = View(list(cols), np.full(len(cols[0]), -1, np.int64))
+                views = [View.of(eng.relations[a.pred]) for a in rule.positives]
+                out = eng.evaluate_negated(i, j, rows, views, check=True)
+                if out is not None:
+                    eng.add_rows(eng.relations[rule.head_pred], [out])
 
 
 def _inputs(eng: Engine, stratum: Stratum) -> set[str]:

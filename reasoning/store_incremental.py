@@ -202,15 +202,13 @@ class StoreReasoner:
         deleted: Mapping[str, list[Array]],
     ) -> tuple[pa.Table, pa.Table]:
         """Rows to write: live derived facts of stored predicates that are new or re-derived
-        (fid from this update, so appended since `mark`), limited to the changed keys where a
-        whole stratum was recomputed; rows to retract: the facts that went away or became
-        explicit."""
+        (fid from this update, so appended since `mark`); rows to retract: the facts that
+        went away or became explicit."""
         kg = self.kg
         eng = kg.engine
         writer = kg.premise_writer()
         added: list[pa.Table] = []
         removed: list[pa.Table] = []
-        recomputed = self._recomputed_preds()
         for pred, rel in eng.relations.items():
             if not kg.writable(pred):
                 continue
@@ -225,13 +223,6 @@ class StoreReasoner:
                 found = found[found >= 0]
                 demoted = found[rel.rule[found] != EXPLICIT]
                 rows = np.union1d(rows, demoted)
-            if pred in recomputed:
-                keys = change.added.get(pred)
-                if not keys:
-                    rows = rows[:0]
-                else:
-                    wanted = rel.find(rel.coerce(keys))
-                    rows = np.intersect1d(rows, wanted[wanted >= 0])
             if len(rows):
                 added.append(kg.rows_table(writer, pred, rows))
             for cols in (change.removed.get(pred), became_explicit.get(pred)):
@@ -242,13 +233,6 @@ class StoreReasoner:
             pa.concat_tables(added) if added else empty,
             pa.concat_tables(removed) if removed else empty,
         )
-
-    def _recomputed_preds(self) -> set[str]:
-        out: set[str] = set()
-        for stratum, inc in zip(self.kg.engine.strata, self.reasoner.incremental, strict=True):
-            if not inc:
-                out |= stratum.preds
-        return out
 
     def _keys_table(self, pred: str, cols: list[Array]) -> pa.Table:
         src, dst = cols[0], cols[1]

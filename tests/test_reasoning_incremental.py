@@ -178,3 +178,17 @@ def test_a_third_device_user_unlinks_the_first_two() -> None:
         (0, 1),
         (1, 0),
     }
+
+
+def test_negated_fact_arriving_and_leaving_moves_the_top_controller() -> None:
+    # top(X): a party nobody controls. 0 controls 1; then 2 comes to control 0, then goes.
+    inc = IncrementalReasoner(RULES)
+    inc.update(insert={"directlyControls": ([0], [1])})
+    assert _state(inc.engine)["top"] == {(0,)}
+    change = inc.update(insert={"directlyControls": ([2], [0])})
+    assert _state(inc.engine)["top"] == {(2,)}
+    assert set(change.removed["top"][0].tolist()) == {0}
+    assert set(change.added["top"][0].tolist()) == {2}
+    change = inc.update(delete={"directlyControls": ([2], [0])})
+    assert _state(inc.engine)["top"] == {(0,)}
+    assert set(change.added["top"][0].tolist()) == {0}
