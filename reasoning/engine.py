@@ -993,12 +993,15 @@ class Engine:
         agg = rule.aggregate
         assert agg is not None
         if bind is None:
+            # Set semantics (each distinct binding of the body variables counts once) hold
+            # by construction here: live rows are distinct, and a binding of every variable
+            # determines the row of each atom, so distinct row combinations bind differently.
             bind = self.join_body(rule, [View.of(self.relations[a.pred]) for a in rule.positives])
             assert bind is not None
-        # set semantics: each distinct binding of the body variables counts once
-        names = sorted(bind.vars)
-        if bind.n and names:
-            bind = bind.take(first_unique(_void_rows([bind.vars[v] for v in names])))
+        else:
+            names = sorted(bind.vars)
+            if bind.n and names:
+                bind = bind.take(first_unique(_void_rows([bind.vars[v] for v in names])))
         group_terms = [t for t in rule.head_args if not isinstance(t, Aggregate)]
         group_cols = [self._term_values(t, bind) for t in group_terms]
         values = bind.vars[agg.var.name].astype(np.float64) if bind.n else np.empty(0)
