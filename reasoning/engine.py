@@ -50,6 +50,9 @@ Array = npt.NDArray[Any]
 EXPLICIT = -1
 _SHIFT = np.int64(32)
 _MAX_PACKED_ID = 1 << 31
+# A join fetches an atom's rows through a column index when its bindings are at least this
+# many times fewer than the rows.
+_PROBE_RATIO = 8
 
 
 class EngineError(RuntimeError):
@@ -69,7 +72,21 @@ class Relation:
         self.premises: IntArray = np.empty((0, width), np.int64)
         self.live: npt.NDArray[np.bool_] | None = None  # None: every row is live
         self.packed: bool | None = None
+        # Sorted keys of the live rows with their row numbers, in two levels: the main index
+        # and the rows appended since, merged into it once they are many (appending stays
+        # proportional to the rows appended). `_fresh` is empty while `_index` is None.
         self._index: tuple[Array, IntArray] | None = None
+        self._fresh: tuple[Array, IntArray] = (np.empty(0, np.int64), np.empty(0, np.int64))
+        # Arrays with room to grow behind cols, fids, rule, premises (and live): the public
+        # arrays are views of their first rows, so appending m rows costs O(m) amortised,
+        # not a copy of the relation. None after any other change of the layout.
+        self._buffers: list[Array] | None = None
+        # bumped whenever rows are retired or removed (views of a range then go stale)
+        self.changes = 0
+        # column -> (values sorted, their rows, rows covered): an index of rows [0, covered),
+        # retired ones included; rows appended since are searched directly until there are
+        # enough of them to merge in
+        self._by_column: dict[int, tuple[Array, IntArray, int]] = {}
 
     def __len__(self) -> int:
         return len(self.fids)
@@ -80,6 +97,8 @@ class Relation:
             self.packed = self.arity <= 2 and all(c.dtype.kind in "iu" for c in cols)
             dtypes = [np.int64 if c.dtype.kind in "iub" else np.float64 for c in cols]
             self.cols = [np.empty(0, d) for d in dtypes]
+            self._buffers = None
+            self._by_column = {}
 
     def coerce(self, cols: Sequence[Array]) -> list[Array]:
         if len(cols) != self.arity:
@@ -107,12 +126,13 @@ class Relation:
         return _void_rows(cols)
 
     def index(self) -> tuple[Array, IntArray]:
-        """Sorted keys of the live rows and the row number of each."""
+        """Sorted keys of the live rows but the latest (`_fresh`) and the row of each."""
         if self._index is None:
             rows = self.live_rows()
             keys = self.keys([c[rows] for c in self.cols])
             order = np.argsort(keys, kind="stable")
             self._index = (keys[order], rows[order])
+            self._fresh = (keys[:0], rows[:0])
         return self._index
 
     def live_rows(self, end: int | None = None) -> IntArray:
@@ -127,13 +147,40 @@ class Relation:
 
     def find_keys(self, keys: Array) -> IntArray:
         """Row number of each row key, -1 where absent (fastest for sorted keys)."""
-        sorted_keys, rows = self.index()
-        if len(sorted_keys) == 0:
-            return np.full(len(keys), -1, np.int64)
-        pos = np.searchsorted(sorted_keys, keys)
-        pos_c = np.minimum(pos, len(sorted_keys) - 1)
-        hit = sorted_keys[pos_c] == keys
-        return np.where(hit, rows[pos_c], -1)
+        found = _search(*self.index(), keys)
+        fresh_keys, fresh_rows = self._fresh
+        if len(fresh_keys):
+            miss = found < 0
+            found[miss] = _search(fresh_keys, fresh_rows, keys[miss])
+        return found
+
+    def lookup(self, col: int, values: Array) -> IntArray:
+        """Rows (ascending, retired ones included) whose column `col` holds one of `values`:
+        O(k log n) through an index of the column, built on first use."""
+        n = len(self)
+        entry = self._by_column.get(col)
+        column = self.cols[col]
+        if entry is None:
+            order = np.argsort(column, kind="stable").astype(np.int64)
+            entry = (column[order], order, n)
+        index_values, index_rows, covered = entry
+        if n - covered > max(4096, covered // 8):
+            tail = column[covered:n]
+            order = np.argsort(tail, kind="stable")
+            pos = np.searchsorted(index_values, tail[order], "right")
+            index_values = np.insert(index_values, pos, tail[order])
+            index_rows = np.insert(index_rows, pos, order.astype(np.int64) + covered)
+            covered = n
+        self._by_column[col] = (index_values, index_rows, covered)
+        keys = np.unique(values)
+        lo = np.searchsorted(index_values, keys, "left")
+        counts = np.searchsorted(index_values, keys, "right") - lo
+        total = int(counts.sum())
+        at = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        found = [index_rows[at]]
+        if covered < n:
+            found.append(np.flatnonzero(np.isin(column[covered:n], keys)) + covered)
+        return np.sort(np.concatenate(found))
 
     # --- mutation ---------------------------------------------------------------------------
     def append(
@@ -145,28 +192,68 @@ class Relation:
         sorted_keys: Array | None = None,
     ) -> None:
         """Append rows; `sorted_keys` (their keys, ascending) lets the index be merged."""
-        merged: tuple[Array, IntArray] | None = None
-        if sorted_keys is not None and self._index is not None:
-            old_keys, old_rows = self._index
-            pos = np.searchsorted(old_keys, sorted_keys)
-            new_rows = np.arange(len(self), len(self) + len(fids), dtype=np.int64)
-            merged = (np.insert(old_keys, pos, sorted_keys), np.insert(old_rows, pos, new_rows))
-        if self.live is not None:
-            self.live = np.concatenate([self.live, np.ones(len(fids), bool)])
-        self.cols = [np.concatenate([a, b]) for a, b in zip(self.cols, cols, strict=True)]
-        self.fids = np.concatenate([self.fids, fids])
-        self.rule = np.concatenate([self.rule, rule])
-        pad = np.full((len(fids), self.width), -1, np.int64)
+        n, m = len(self), len(fids)
+        if self._index is not None and sorted_keys is None:
+            self._index = None
+        elif self._index is not None and sorted_keys is not None:
+            new_rows = np.arange(n, n + m, dtype=np.int64)
+            main_keys, main_rows = self._index
+            fresh_keys, fresh_rows = self._fresh
+            pos = np.searchsorted(fresh_keys, sorted_keys)
+            fresh_keys = np.insert(fresh_keys, pos, sorted_keys)
+            fresh_rows = np.insert(fresh_rows, pos, new_rows)
+            if len(fresh_keys) > max(4096, len(main_keys) // 8):
+                pos = np.searchsorted(main_keys, fresh_keys)
+                self._index = (
+                    np.insert(main_keys, pos, fresh_keys),
+                    np.insert(main_rows, pos, fresh_rows),
+                )
+                fresh_keys, fresh_rows = fresh_keys[:0], fresh_rows[:0]
+            self._fresh = (fresh_keys, fresh_rows)
+        pad = np.full((m, self.width), -1, np.int64)
         pad[:, : premises.shape[1]] = premises
-        self.premises = np.concatenate([self.premises, pad])
-        self._index = merged
+        new = [*cols, fids, rule, pad]
+        old = [*self.cols, self.fids, self.rule, self.premises]
+        if self.live is not None:
+            new.append(np.ones(m, bool))
+            old.append(self.live)
+        if len(self.cols) != self.arity:
+            raise EngineError(f"{self.name}: rows appended before their column types are known")
+        bufs = self._buffers
+        if bufs is None or n + m > len(bufs[0]):
+            cap = max(n + m, n + n // 4, 64)  # a quarter to spare: amortised O(m)
+            bufs = []
+            for a in old:
+                buf = np.empty((cap, *a.shape[1:]), a.dtype)
+                buf[:n] = a
+                bufs.append(buf)
+            self._buffers = bufs
+        for buf, b in zip(bufs, new, strict=True):
+            buf[n : n + m] = b
+        views = [buf[: n + m] for buf in bufs]
+        self.cols = views[: self.arity]
+        self.fids, self.rule, self.premises = views[self.arity : self.arity + 3]
+        if self.live is not None:
+            self.live = views[-1]
+
+    def track_live(self) -> None:
+        """Keep live flags from now on (rows of an aggregate can be superseded)."""
+        if self.live is None:
+            self.live = np.ones(len(self), bool)
+            self._buffers = None
 
     def retire(self, rows: IntArray) -> None:
         """Mark superseded aggregate rows dead; they stay as premises of older facts."""
-        if self.live is None:
-            self.live = np.ones(len(self), bool)
+        self.track_live()
+        assert self.live is not None
         self.live[rows] = False
-        self._index = None
+        self.changes += 1
+        if self._index is not None:
+            # the index covers live rows only: drop the retired ones without a new sort
+            for level in ("_index", "_fresh"):
+                keys, index_rows = getattr(self, level)
+                keep = self.live[index_rows]
+                setattr(self, level, (keys[keep], index_rows[keep]))
 
     def keep(self, mask: npt.NDArray[np.bool_]) -> None:
         """Drop the rows where `mask` is False (incremental retraction)."""
@@ -176,7 +263,26 @@ class Relation:
         self.premises = self.premises[mask]
         if self.live is not None:
             self.live = self.live[mask]
-        self._index = None
+        self._buffers = None
+        self.changes += 1
+        renumber = np.cumsum(mask, dtype=np.int64) - 1
+        for col, (values, rows, covered) in self._by_column.items():
+            stay = mask[rows]
+            self._by_column[col] = (values[stay], renumber[rows[stay]], int(mask[:covered].sum()))
+        if self._index is not None:
+            # renumber the index instead of sorting the keys again
+            for level in ("_index", "_fresh"):
+                keys, index_rows = getattr(self, level)
+                stay = mask[index_rows]
+                setattr(self, level, (keys[stay], renumber[index_rows[stay]]))
+
+
+def _search(sorted_keys: Array, rows: IntArray, keys: Array) -> IntArray:
+    """Row of each key in a sorted index, -1 where absent."""
+    if len(sorted_keys) == 0:
+        return np.full(len(keys), -1, np.int64)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return np.where(sorted_keys[pos] == keys, rows[pos], -1)
 
 
 def _void_rows(cols: Sequence[Array]) -> Array:
@@ -269,22 +375,100 @@ def composite_keys(left: Sequence[Array], right: Sequence[Array]) -> tuple[Array
     return code[:n], code[n:]
 
 
-@dataclass(slots=True)
 class View:
-    """Rows of one relation an atom ranges over: columns, fact ids."""
+    """Rows of one relation an atom ranges over: columns, fact ids.
 
-    cols: list[Array]
-    fids: IntArray
+    A view of a relation's live rows in a range (`View.of`) keeps that `source`, so that a
+    join with a few bindings can fetch just the rows matching them through the relation's
+    column index (`restrict`) instead of reading the range; its columns are gathered only
+    when asked for. `plus` adds rows that are not in the relation (facts just removed).
+    """
+
+    __slots__ = ("_cols", "_fids", "extra", "source")
+
+    def __init__(
+        self,
+        cols: list[Array] | None,
+        fids: IntArray | None,
+        source: tuple[Relation, int, int, int] | None = None,
+        extra: tuple[list[Array], IntArray] | None = None,
+    ) -> None:
+        self._cols = cols
+        self._fids = fids
+        self.source = source  # (relation, start, end, its `changes` when taken)
+        self.extra = extra
 
     @classmethod
     def of(cls, rel: Relation, start: int = 0, end: int | None = None) -> View:
         end = len(rel) if end is None else end
         if not rel.cols:  # no rows yet, column types unknown
             return cls([np.empty(0, np.int64) for _ in range(rel.arity)], rel.fids)
+        return cls(None, None, (rel, start, end, rel.changes))
+
+    def plus(self, cols: list[Array], fids: IntArray) -> View:
+        """This view and the given rows."""
+        if self.source is None or self.extra is not None:
+            return View(
+                [np.concatenate([a, b]) for a, b in zip(self.cols, cols, strict=True)],
+                np.concatenate([self.fids, fids]),
+            )
+        return View(None, None, self.source, (cols, fids))
+
+    def _gather(self) -> None:
+        assert self.source is not None
+        rel, start, end, changes = self.source
+        # rows are read before their relation loses any: the range would mean others then
+        assert rel.changes == changes, f"view of {rel.name} read after rows were removed"
         if rel.live is None:
-            return cls([c[start:end] for c in rel.cols], rel.fids[start:end])
-        rows = np.flatnonzero(rel.live[start:end]) + start
-        return cls([c[rows] for c in rel.cols], rel.fids[rows])
+            cols, fids = [c[start:end] for c in rel.cols], rel.fids[start:end]
+        else:
+            rows = np.flatnonzero(rel.live[start:end]) + start
+            cols, fids = [c[rows] for c in rel.cols], rel.fids[rows]
+        if self.extra is not None:
+            cols = [np.concatenate([a, b]) for a, b in zip(cols, self.extra[0], strict=True)]
+            fids = np.concatenate([fids, self.extra[1]])
+        self._cols, self._fids = cols, fids
+
+    @property
+    def cols(self) -> list[Array]:
+        if self._cols is None:
+            self._gather()
+        assert self._cols is not None
+        return self._cols
+
+    @property
+    def fids(self) -> IntArray:
+        if self._fids is None:
+            self._gather()
+        assert self._fids is not None
+        return self._fids
+
+    def size(self) -> int:
+        """Number of rows, at most (without gathering a live-flagged range)."""
+        if self._fids is not None:
+            return len(self._fids)
+        assert self.source is not None
+        extra = len(self.extra[1]) if self.extra is not None else 0
+        return self.source[2] - self.source[1] + extra
+
+    def restrict(self, col: int, values: Array) -> View | None:
+        """The rows whose column `col` holds one of `values`, found through the relation's
+        column index; None when the relation changed since (rows retired or removed)."""
+        if self.source is None:
+            return None
+        rel, start, end, changes = self.source
+        if rel.changes != changes:
+            return None
+        rows = rel.lookup(col, values)
+        rows = rows[(rows >= start) & (rows < end)]
+        if rel.live is not None:
+            rows = rows[rel.live[rows]]
+        cols, fids = [c[rows] for c in rel.cols], rel.fids[rows]
+        if self.extra is not None:
+            more = np.isin(self.extra[0][col], values)
+            cols = [np.concatenate([a, b[more]]) for a, b in zip(cols, self.extra[0], strict=True)]
+            fids = np.concatenate([fids, self.extra[1][more]])
+        return View(cols, fids)
 
 
 @dataclass(slots=True)
@@ -359,6 +543,13 @@ class Engine:
         for pred, n in arity.items():
             self.relations[pred] = Relation(pred, n, width.get(pred, 0))
         self.strata = self._stratify()
+        # Joins of a few bindings fetch rows through column indexes (incremental updates);
+        # a full evaluation reads whole relations and builds no index.
+        self.probing = False
+        self._aggregated = {r.head_pred for r in self.rules if r.aggregate is not None}
+        self._group_atoms = {
+            i: self._group_atom(r) for i, r in enumerate(self.rules) if r.aggregate is not None
+        }
 
     # --- program structure -------------------------------------------------------------------
     def _stratify(self) -> list[Stratum]:
@@ -398,6 +589,23 @@ class Engine:
                 )
             )
         return strata
+
+    def _group_atom(self, rule: Rule) -> tuple[int, list[int]] | None:
+        """A body atom holding every grouping variable of an aggregate rule, with the column
+        of each: the groups a delta touches can then be recomputed alone. None when there is
+        none, or when a body relation is itself aggregated (its superseded rows would leave
+        groups the delta does not name)."""
+        names = [t.name for t in rule.head_args if isinstance(t, Var)]
+        if not names or any(a.pred in self._aggregated for a in rule.positives):
+            return None
+        for k, atom in enumerate(rule.positives):
+            columns: dict[str, int] = {}
+            for c, term in enumerate(atom.args):
+                if isinstance(term, Var):
+                    columns.setdefault(term.name, c)
+            if all(n in columns for n in names):
+                return k, [columns[n] for n in names]
+        return None
 
     def relation(self, pred: str, arity: int) -> Relation:
         rel = self.relations.get(pred)
@@ -487,17 +695,13 @@ class Engine:
         stats.seconds = time.perf_counter() - start
         return stats
 
-    def run_stratum(
-        self, stratum: Stratum, seed: Mapping[str, tuple[int, int]] | None = None
-    ) -> int:
-        """Fixpoint of one stratum; `seed` gives delta row ranges to start from (incremental).
+    def run_stratum(self, stratum: Stratum, seed: Mapping[str, View] | None = None) -> int:
+        """Fixpoint of one stratum; `seed` (new rows of predicates of this stratum or below)
+        starts it incrementally: the first round only makes derivations that use a seed row.
 
         Without a seed every rule is first evaluated over all rows.
         """
-        if seed is None:
-            delta = self._evaluate_all(stratum)
-        else:
-            delta = self._evaluate_delta(stratum, dict(seed))
+        delta = self._evaluate_all(stratum) if seed is None else self._evaluate_seed(stratum, seed)
         iterations = 1
         while delta and stratum.recursive:
             delta = self._evaluate_delta(stratum, delta)
@@ -520,7 +724,7 @@ class Engine:
         for i in stratum.rules:
             rule = self.rules[i]
             if rule.aggregate is not None:
-                agg_delta.update(self._apply_aggregate(i))
+                agg_delta.update(self.apply_aggregate(i))
                 continue
             views = [View.of(rels) for rels in (self.relations[a.pred] for a in rule.positives)]
             out = self.evaluate_rule(i, views)
@@ -528,6 +732,32 @@ class Engine:
                 produced.setdefault(rule.head_pred, []).append(out)
         delta = self._commit(produced)
         return _merge_ranges(delta, agg_delta)
+
+    def _evaluate_seed(
+        self, stratum: Stratum, seed: Mapping[str, View]
+    ) -> dict[str, tuple[int, int]]:
+        produced: dict[str, list[Derived]] = {}
+        agg_delta: dict[str, tuple[int, int]] = {}
+        for i in stratum.rules:
+            rule = self.rules[i]
+            firsts = [k for k, a in enumerate(rule.positives) if a.pred in seed]
+            if not firsts:
+                continue
+            if rule.aggregate is not None:
+                touched = self.touched_groups(i, {k: seed[rule.positives[k].pred] for k in firsts})
+                agg_delta.update(self.apply_aggregate(i, touched))
+                continue
+            # every derivation using a seed row, once per seeded atom (duplicates are dropped)
+            for k in firsts:
+                views = [
+                    seed[a.pred] if j == k else View.of(self.relations[a.pred])
+                    for j, a in enumerate(rule.positives)
+                ]
+                out = self.evaluate_rule(i, views, first=k)
+                if out is not None:
+                    produced.setdefault(rule.head_pred, []).append(out)
+        new = self._commit(produced)
+        return _merge_ranges(new, agg_delta)
 
     def _evaluate_delta(
         self, stratum: Stratum, delta: dict[str, tuple[int, int]]
@@ -537,8 +767,14 @@ class Engine:
         for i in stratum.rules:
             rule = self.rules[i]
             if rule.aggregate is not None:
-                if any(a.pred in delta for a in rule.positives):
-                    agg_delta.update(self._apply_aggregate(i))
+                firsts = [k for k, a in enumerate(rule.positives) if a.pred in delta]
+                if firsts:
+                    news = {
+                        k: View.of(self.relations[rule.positives[k].pred], *delta[a.pred])
+                        for k, a in enumerate(rule.positives)
+                        if k in firsts
+                    }
+                    agg_delta.update(self.apply_aggregate(i, self.touched_groups(i, news)))
                 continue
             for k, atom in enumerate(rule.positives):
                 if atom.pred not in delta:
@@ -564,8 +800,65 @@ class Engine:
 
     def evaluate_rule(self, index: int, views: Sequence[View], first: int = 0) -> Derived | None:
         """Join the body over the given views (one per positive atom) and project the head."""
+        return self._project(index, self.join_body(self.rules[index], views, first))
+
+    def derive_bound(self, index: int, head: Sequence[Array]) -> Derived | None:
+        """Derivations of the given head rows (columns) by one rule over the current facts:
+        the body joined from the head's variables bound to the rows (re-derivation after an
+        over-deletion, in time proportional to the rows rather than to the relations)."""
         rule = self.rules[index]
-        bind = self.join_body(rule, views, first)
+        mask: npt.NDArray[np.bool_] | None = None
+        bound: dict[str, Array] = {}
+        for k, term in enumerate(rule.head_args):
+            col = head[k]
+            if isinstance(term, Const):
+                cond = col == self._const(term)
+            elif isinstance(term, Var) and term.name in bound:
+                cond = col == bound[term.name]
+            else:
+                if isinstance(term, Var):
+                    bound[term.name] = col
+                continue
+            mask = cond if mask is None else mask & cond
+        if mask is not None:
+            bound = {v: c[mask] for v, c in bound.items()}
+        n = len(head[0]) if mask is None else int(mask.sum())
+        views = [View.of(self.relations[a.pred]) for a in rule.positives]
+        return self._project(index, self.join_body(rule, views, seed=Bindings(n, bound)))
+
+    def evaluate_negated(
+        self, index: int, negation: int, rows: View, views: Sequence[View], check: bool
+    ) -> Derived | None:
+        """Derivations of a rule over `views` (one per positive atom) whose `negation`-th
+        negated atom matches one of `rows`: the heads a new fact of that atom refutes, or
+        that a fact of it going away lets through. `check` applies the rule's negations (the
+        one taken, too) against the current facts; without, the heads are a superset."""
+        rule = self.rules[index]
+        negated = [lit for lit in rule.body if isinstance(lit, Negation)]
+        target = negated[negation]
+        body = [
+            lit
+            for lit in rule.body
+            if lit is not target and (check or not isinstance(lit, Negation))
+        ]
+        if check:
+            body.append(target)
+        # the negated atom joins last among the positives: the original slots keep their place
+        variant = Rule(rule.id, rule.head_pred, rule.head_args, (*body, target.atom), rule.source)
+        n = len(rule.positives)
+        bind = self.join_body(variant, [*views, rows], first=n)
+        if bind is None or bind.n == 0:
+            return None
+        cols = [self._term_values(t, bind) for t in rule.head_args if not isinstance(t, Aggregate)]
+        premises = (
+            np.stack([bind.fids[j] for j in range(n)], axis=1)
+            if n
+            else np.empty((bind.n, 0), np.int64)
+        )
+        return Derived(cols, index, premises)
+
+    def _project(self, index: int, bind: Bindings | None) -> Derived | None:
+        rule = self.rules[index]
         if bind is None or bind.n == 0:
             return None
         cols = [self._term_values(t, bind) for t in rule.head_args if not isinstance(t, Aggregate)]
@@ -587,22 +880,31 @@ class Engine:
             return self.symbols[term.value]
         return term.value
 
-    def join_body(self, rule: Rule, views: Sequence[View], first: int = 0) -> Bindings | None:
-        """Bindings of the body: start at atom `first` (the delta), then join atoms sharing
-        variables, applying comparisons and negations as soon as their variables are bound."""
+    def join_body(
+        self, rule: Rule, views: Sequence[View], first: int = 0, seed: Bindings | None = None
+    ) -> Bindings | None:
+        """Bindings of the body: start at atom `first` (the delta), or from `seed` (bindings
+        of some variables), then join atoms sharing variables, applying comparisons and
+        negations as soon as their variables are bound."""
         atoms = rule.positives
         pending = list(range(len(atoms)))
-        order: list[int] = []
         bound: set[str] = set()
         nxt = first if atoms else None
         bind: Bindings | None = None
         filters = [lit for lit in rule.body if not isinstance(lit, Atom)]
+        if seed is not None:
+            bind, bound, nxt = seed, set(seed.vars), None
+            remaining = []
+            for lit in filters:
+                if _lit_vars(lit) <= bound:
+                    bind = self._filter(bind, lit)
+                else:
+                    remaining.append(lit)
+            filters = remaining
         while pending:
             if nxt is None:
-                sharing = [j for j in pending if _vars(atoms[j]) & bound]
-                nxt = sharing[0] if sharing else pending[0]
+                nxt = _next_atom(atoms, pending, bound)
             pending.remove(nxt)
-            order.append(nxt)
             bind = self._join_atom(bind, atoms[nxt], views[nxt], nxt)
             bound |= _vars(atoms[nxt])
             nxt = None
@@ -644,6 +946,11 @@ class Engine:
         return {v: view.cols[k][mask] for v, k in first_col.items()}, view.fids[mask]
 
     def _join_atom(self, bind: Bindings | None, atom: Atom, view: View, slot: int) -> Bindings:
+        if self.probing and bind is not None and bind.n * _PROBE_RATIO < view.size():
+            # few bindings against many rows: fetch the matching rows only
+            probe = _probe_column(atom, bind.vars)
+            if probe is not None:
+                view = view.restrict(probe[0], bind.vars[probe[1]]) or view
         table, fids = self._atom_table(atom, view)
         if bind is None:
             return Bindings(len(fids), dict(table), {slot: fids})
@@ -686,12 +993,15 @@ class Engine:
         agg = rule.aggregate
         assert agg is not None
         if bind is None:
+            # Set semantics (each distinct binding of the body variables counts once) hold
+            # by construction here: live rows are distinct, and a binding of every variable
+            # determines the row of each atom, so distinct row combinations bind differently.
             bind = self.join_body(rule, [View.of(self.relations[a.pred]) for a in rule.positives])
             assert bind is not None
-        # set semantics: each distinct binding of the body variables counts once
-        names = sorted(bind.vars)
-        if bind.n and names:
-            bind = bind.take(first_unique(_void_rows([bind.vars[v] for v in names])))
+        else:
+            names = sorted(bind.vars)
+            if bind.n and names:
+                bind = bind.take(first_unique(_void_rows([bind.vars[v] for v in names])))
         group_terms = [t for t in rule.head_args if not isinstance(t, Aggregate)]
         group_cols = [self._term_values(t, bind) for t in group_terms]
         values = bind.vars[agg.var.name].astype(np.float64) if bind.n else np.empty(0)
@@ -715,19 +1025,126 @@ class Engine:
             raise RuleSyntaxError(f"unknown aggregate {agg.func}")
         return [c[first] for c in group_cols], result, bind
 
-    def _apply_aggregate(self, index: int) -> dict[str, tuple[int, int]]:
+    def group_bindings(self, index: int, groups: Sequence[Array]) -> Bindings:
+        """The body bindings of an aggregate rule in the given groups only (grouping values,
+        head columns without the aggregate; the rule must have a group atom): the atom
+        holding the grouping variables, restricted to the values, joined with the rest."""
+        group_atom = self._group_atoms[index]
+        assert group_atom is not None, "groups of this aggregate cannot be taken alone"
+        rule = self.rules[index]
+        k, columns = group_atom
+        terms = [t for t in rule.head_args if not isinstance(t, Aggregate)]
+        keys = [groups[g] for g, t in enumerate(terms) if isinstance(t, Var)]
+        whole = View.of(self.relations[rule.positives[k].pred])
+        if self.probing:
+            whole = whole.restrict(columns[0], keys[0]) or whole
+        sel = np.flatnonzero(rows_in([whole.cols[c] for c in columns], keys))
+        views = [
+            View([c[sel] for c in whole.cols], whole.fids[sel])
+            if j == k
+            else View.of(self.relations[a.pred])
+            for j, a in enumerate(rule.positives)
+        ]
+        bind = self.join_body(rule, views, first=k)
+        assert bind is not None
+        return bind
+
+    def group_rows(self, index: int, groups: Sequence[Array] | None) -> IntArray:
+        """Live rows of an aggregate rule's head in the given groups (grouping values as
+        from `touched_groups`; every live row for None)."""
         rule = self.rules[index]
         rel = self.relations[rule.head_pred]
-        groups, values, _ = self.aggregate_groups(index)
+        if groups is None:
+            return rel.live_rows()
         agg_pos = next(k for k, t in enumerate(rule.head_args) if isinstance(t, Aggregate))
+        terms = [t for t in rule.head_args if not isinstance(t, Aggregate)]
+        columns = [k for k in range(rel.arity) if k != agg_pos]
+        keys = [
+            (c, g) for c, g, t in zip(columns, groups, terms, strict=True) if isinstance(t, Var)
+        ]
+        if not keys or not rel.cols:
+            return rel.live_rows()
+        if self.probing:
+            rows = rel.lookup(keys[0][0], keys[0][1])
+        else:
+            rows = np.arange(len(rel), dtype=np.int64)
+        if rel.live is not None:
+            rows = rows[rel.live[rows]]
+        return rows[rows_in([rel.cols[c][rows] for c, _ in keys], [g for _, g in keys])]
+
+    def probe_columns(self) -> set[tuple[str, int]]:
+        """(predicate, column) pairs whose index a join from few bindings can use: each
+        body atom after the first in the join order from every atom and from the head, and
+        the grouping columns of aggregates."""
+        out: set[tuple[str, int]] = set()
+        for i, rule in enumerate(self.rules):
+            atoms = rule.positives
+            head = {t.name for t in rule.head_args if isinstance(t, Var)}
+            starts: list[tuple[int | None, set[str]]] = [(k, set()) for k in range(len(atoms))]
+            for nxt, bound in [*starts, (None, head)]:
+                pending = list(range(len(atoms)))
+                while pending:
+                    if nxt is None:
+                        nxt = _next_atom(atoms, pending, bound)
+                    pending.remove(nxt)
+                    probe = _probe_column(atoms[nxt], bound)
+                    if probe is not None:
+                        out.add((atoms[nxt].pred, probe[0]))
+                    bound = bound | _vars(atoms[nxt])
+                    nxt = None
+            group_atom = self._group_atoms.get(i)
+            if group_atom is not None:
+                first_var = next(k for k, t in enumerate(rule.head_args) if isinstance(t, Var))
+                out.add((atoms[group_atom[0]].pred, group_atom[1][0]))
+                out.add((rule.head_pred, first_var))
+        return out
+
+    def touched_groups(self, index: int, deltas: Mapping[int, View]) -> list[Array] | None:
+        """Grouping values (head columns without the aggregate) of the bindings of an
+        aggregate rule that use a row of `deltas` (views by body atom); None when the rule's
+        groups cannot be recomputed alone."""
+        if self._group_atoms[index] is None:
+            return None
+        rule = self.rules[index]
+        terms = [t for t in rule.head_args if not isinstance(t, Aggregate)]
+        parts: list[list[Array]] = []
+        for k, delta in deltas.items():
+            views = [
+                delta if j == k else View.of(self.relations[a.pred])
+                for j, a in enumerate(rule.positives)
+            ]
+            bind = self.join_body(rule, views, first=k)
+            if bind is not None and bind.n:
+                parts.append([self._term_values(t, bind) for t in terms])
+        if not parts:
+            return [np.empty(0, np.int64) for _ in terms]
+        return [np.concatenate([p[c] for p in parts]) for c in range(len(terms))]
+
+    def apply_aggregate(
+        self, index: int, touched: Sequence[Array] | None = None
+    ) -> dict[str, tuple[int, int]]:
+        """Bring an aggregate rule's live rows up to date: every group, or only the `touched`
+        ones (grouping values as from `touched_groups`). A group whose value changed gets a
+        new row and its old row is retired; a group left without bindings is retired."""
+        rule = self.rules[index]
+        rel = self.relations[rule.head_pred]
+        agg_pos = next(k for k, t in enumerate(rule.head_args) if isinstance(t, Aggregate))
+        group_idx = [k for k in range(rel.arity) if k != agg_pos]
+        group_atom = self._group_atoms[index]
+        if touched is None or group_atom is None:
+            groups, values, _ = self.aggregate_groups(index)
+            live = rel.live_rows()
+        else:
+            if not len(touched[0]):
+                return {}
+            groups, values, _ = self.aggregate_groups(index, self.group_bindings(index, touched))
+            live = self.group_rows(index, touched)
         cols = list(groups)
         cols.insert(agg_pos, values)
-        if not len(values):
+        if not len(values) and not len(live):
             return {}
         cols = rel.coerce(cols)
-        group_idx = [k for k in range(rel.arity) if k != agg_pos]
         # current live value of each group, to supersede changed groups
-        live = rel.live_rows()
         changed = np.ones(len(values), bool)
         if len(live):
             lk, rk = (
@@ -738,22 +1155,26 @@ class Engine:
             li, ri = equi_join(lk, rk)
             same = rel.cols[agg_pos][live][ri] == cols[agg_pos][li]
             changed[li[same]] = False
-            stale = live[ri[~same]]
-            if len(stale):
-                rel.retire(stale)
+            stale = np.ones(len(live), bool)
+            stale[ri[same]] = False
+            if stale.any():
+                rel.retire(live[stale])
         if not changed.any():
             return {}
         start = len(rel)
         sel = np.flatnonzero(changed)
+        new_keys = rel.keys([c[sel] for c in cols])
+        order = np.argsort(new_keys, kind="stable")  # in key order, for the index
+        sel = sel[order]
         fids = self.new_fids(len(sel))
         rel.append(
             [c[sel] for c in cols],
             fids,
             np.full(len(sel), index, np.int32),
             np.empty((len(sel), 0), np.int64),
+            new_keys[order],
         )
-        if rel.live is None:
-            rel.live = np.ones(len(rel), bool)
+        rel.track_live()
         return {rule.head_pred: (start, len(rel))}
 
 
@@ -767,6 +1188,32 @@ def _merge_ranges(
         else:
             out[pred] = (s, e)
     return out
+
+
+def rows_in(cols: Sequence[Array], keys: Sequence[Array]) -> npt.NDArray[np.bool_]:
+    """Whether each row of `cols` equals some row of `keys` (columns in the same order)."""
+    keys = [k.astype(c.dtype, copy=False) for c, k in zip(cols, keys, strict=True)]
+    mask = np.isin(cols[0], keys[0])
+    if len(cols) > 1:
+        cand = np.flatnonzero(mask)
+        if len(cand):
+            hit = np.isin(_void_rows([c[cand] for c in cols]), np.unique(_void_rows(keys)))
+            mask[cand[~hit]] = False
+    return mask
+
+
+def _next_atom(atoms: Sequence[Atom], pending: Sequence[int], bound: set[str]) -> int:
+    """The atom a join takes next: the first pending one sharing a bound variable."""
+    sharing = [j for j in pending if _vars(atoms[j]) & bound]
+    return sharing[0] if sharing else pending[0]
+
+
+def _probe_column(atom: Atom, bound: Mapping[str, Array] | set[str]) -> tuple[int, str] | None:
+    """The first column of `atom` holding an already bound variable, and the variable."""
+    for k, term in enumerate(atom.args):
+        if isinstance(term, Var) and term.name in bound:
+            return k, term.name
+    return None
 
 
 def _vars(atom: Atom) -> set[str]:

@@ -1,16 +1,21 @@
 """Incremental maintenance of a materialised program under inserts and deletes.
 
-Strata that are monotone (no negation, no aggregation) and depend only on monotone strata
-are maintained incrementally, in two passes over the strata in topological order:
+An update walks the strata in topological order, handing each the exact change of the
+predicates below it (rows added and rows removed), and computes the stratum's own change in
+time proportional to what changed, not to the relations:
 
 1. deletions by delete-and-rederive (DRed): over-delete every fact with a derivation that
    uses a removed fact (evaluated against the old facts), remove them, re-derive those that
-   still follow in one step from what is left, then close semi-naively from the re-derived;
-2. insertions by semi-naive evaluation seeded with the added facts only.
+   still follow in one step from what is left (the rule bodies joined from the removed heads);
+2. insertions by semi-naive evaluation seeded with the added and re-derived facts only.
 
-The other strata (negation, aggregation, and everything above them) are recomputed from
-their explicit facts when one of their inputs changed, in order; a stratum whose result
-did not change does not trigger those above it.
+Aggregates take part in both: a group is over-deleted when one of its inputs goes, and only
+the groups a change touches are recomputed (a changed value retires the group's old row and
+adds a new one, which the strata above see as one removal and one addition). As in full
+evaluation, an aggregate inside a recursive component must only grow with its inputs and be
+tested upward (a `sum` of non-negative votes compared with `>`). A negated atom works the
+other way round: a fact added below over-deletes the heads it refutes, a fact removed below
+seeds the heads it lets through.
 """
 
 from __future__ import annotations
@@ -21,8 +26,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from reasoning.datalog import Atom, Negation, Rule
-from reasoning.engine import EXPLICIT, Array, Derived, Engine, Relation, Stratum, View
+from reasoning.datalog import Aggregate, Atom, Negation, Rule
+from reasoning.engine import (
+    EXPLICIT,
+    Array,
+    Derived,
+    Engine,
+    IntArray,
+    Relation,
+    Stratum,
+    View,
+    unique_keys,
+)
 
 Rows = Sequence[npt.ArrayLike]
 
@@ -67,21 +82,24 @@ class IncrementalReasoner:
             if len(rows):
                 base = reasoner._base(pred, rel.arity)
                 _append_unique(base, base.coerce([c[rows] for c in rel.cols]))
+                base.index()  # sorted now rather than by the first update
         return reasoner
 
     def _setup(self, engine: Engine) -> None:
         self.engine = engine
         self.base: dict[str, Relation] = {}
-        eng = self.engine
-        self.head_preds = {r.head_pred for r in eng.rules}
-        tainted: set[str] = set()
-        self.incremental: list[bool] = []
-        for stratum in eng.strata:
-            inputs = _inputs(eng, stratum)
-            ok = not (stratum.has_negation or stratum.has_aggregate) and not (inputs & tainted)
-            if not ok:
-                tainted |= stratum.preds
-            self.incremental.append(ok)
+        self.head_preds = {r.head_pred for r in engine.rules}
+        self._inputs = [_inputs(engine, s) for s in engine.strata]
+        # updates join a few rows with whole relations: through column indexes, built now
+        # with the key indexes rather than by the first update
+        engine.probing = True
+        for pred, col in engine.probe_columns():
+            rel = engine.relations.get(pred)
+            if rel is not None and rel.cols:
+                rel.lookup(col, np.empty(0, rel.cols[col].dtype))
+        for rel in engine.relations.values():
+            if rel.cols:
+                rel.index()
 
     # --- explicit facts ---------------------------------------------------------------------------
     def _base(self, pred: str, arity: int) -> Relation:
@@ -98,9 +116,37 @@ class IncrementalReasoner:
         """Retract `delete`, then assert `insert` (explicit facts, per predicate as columns),
         and bring every derived fact up to date."""
         eng = self.engine
-        removed_explicit: dict[str, list[Array]] = {}
-        added_explicit: dict[str, list[Array]] = {}
-        for pred, cols in (delete or {}).items():
+        mark = eng.next_fid  # rows appended from here on have fids >= mark
+        removed_explicit, added_explicit = self._update_base(insert or {}, delete or {})
+        change = Change()
+        fresh: dict[str, View] = {}  # the added rows of `change`, with their fids
+        # predicates no rule derives change directly
+        for pred in removed_explicit.keys() | added_explicit.keys():
+            if pred in self.head_preds:
+                continue
+            dropped: list[View] = []
+            rel = eng.relations.get(pred)
+            if rel is not None and pred in removed_explicit:
+                dropped = _drop(rel, _live_rows_of(rel, removed_explicit[pred]))
+            if pred in added_explicit:
+                eng.add_facts(pred, *added_explicit[pred])
+            self._record(eng.relations[pred], dropped, mark, change, fresh)
+        for stratum, inputs in zip(eng.strata, self._inputs, strict=True):
+            own_removed = {p: removed_explicit[p] for p in stratum.preds if p in removed_explicit}
+            own_added = {p: added_explicit[p] for p in stratum.preds if p in added_explicit}
+            gone = {p: change.removed[p] for p in inputs if p in change.removed}
+            new = {p: fresh[p] for p in inputs if p in fresh}
+            if own_removed or own_added or gone or new:
+                self._maintain(stratum, gone, new, own_removed, own_added, mark, change, fresh)
+        return change
+
+    def _update_base(
+        self, insert: Mapping[str, Rows], delete: Mapping[str, Rows]
+    ) -> tuple[dict[str, list[Array]], dict[str, list[Array]]]:
+        """Apply the update to the explicit facts; returns the rows that really went and came."""
+        removed: dict[str, list[Array]] = {}
+        added: dict[str, list[Array]] = {}
+        for pred, cols in delete.items():
             base = self._base(pred, len(cols))
             arrays = base.coerce([np.asarray(c) for c in cols]) if base.cols or len(cols) else []
             if not base.cols or not len(arrays[0]):
@@ -108,103 +154,156 @@ class IncrementalReasoner:
             rows = base.find(arrays)
             rows = np.unique(rows[rows >= 0])
             if len(rows):
-                removed_explicit[pred] = [c[rows] for c in base.cols]
+                removed[pred] = [c[rows] for c in base.cols]
                 mask = np.ones(len(base), bool)
                 mask[rows] = False
                 base.keep(mask)
-        for pred, cols in (insert or {}).items():
+        for pred, cols in insert.items():
             base = self._base(pred, len(cols))
             arrays = base.coerce([np.asarray(c) for c in cols])
             start = len(base)
             _append_unique(base, arrays)
             if len(base) > start:
-                added_explicit[pred] = [c[start:] for c in base.cols]
-        before = {p: _Snapshot(r) for p, r in eng.relations.items()}
-        removed_lower: dict[str, list[Array]] = {}
-        # EDB-only predicates change directly
-        for pred, cols in removed_explicit.items():
-            if pred not in self.head_preds and pred in eng.relations:
-                rel = eng.relations[pred]
-                rows = rel.find(rel.coerce(cols))
-                rows = rows[rows >= 0]
-                if len(rows):
-                    removed_lower[pred] = [c[rows] for c in rel.cols]
-                    mask = np.ones(len(rel), bool)
-                    mask[rows] = False
-                    rel.keep(mask)
-        # pass 1: deletions through the incremental strata
-        for stratum, inc in zip(eng.strata, self.incremental, strict=True):
-            if inc:
-                self._delete_stratum(stratum, removed_lower, removed_explicit)
-        # pass 2: insertions
-        marks = {p: len(r) for p, r in eng.relations.items()}
-        for pred, cols in added_explicit.items():
-            if pred not in self.head_preds:
-                eng.add_facts(pred, *cols)
-        for stratum, inc in zip(eng.strata, self.incremental, strict=True):
-            if not inc:
-                continue
-            for pred in stratum.preds:
-                if pred in added_explicit:
-                    eng.add_facts(pred, *added_explicit[pred])
-            seed = {
-                p: (marks.get(p, 0), len(r))
-                for p, r in eng.relations.items()
-                if len(r) > marks.get(p, 0) and (p in stratum.preds or p in _inputs(eng, stratum))
-            }
-            if seed:
-                eng.run_stratum(stratum, seed)
-        # the rest: recompute a stratum when an input changed
-        changed = {p for p, r in eng.relations.items() if _differs(before.get(p), r)}
-        changed |= set(removed_explicit) | set(added_explicit)
-        for stratum, inc in zip(eng.strata, self.incremental, strict=True):
-            if inc:
-                continue
-            if not ((_inputs(eng, stratum) | stratum.preds) & changed):
-                continue
-            self._recompute(stratum)
-            changed |= {p for p in stratum.preds if _differs(before.get(p), eng.relations[p])}
-        return self._diff(before)
+                added[pred] = [c[start:] for c in base.cols]
+        return removed, added
 
-    # --- deletion -----------------------------------------------------------------------------
-    def _delete_stratum(
+    def _record(
+        self,
+        rel: Relation,
+        dropped: Sequence[View],
+        mark: int,
+        change: Change,
+        fresh: dict[str, View],
+    ) -> None:
+        """Net change of one relation: `dropped` holds rows removed during this update
+        (physically or retired); rows with fids >= `mark` were appended during it."""
+        if not rel.cols:
+            return
+        start = int(np.searchsorted(rel.fids, mark))
+        new_rows = np.arange(start, len(rel), dtype=np.int64)
+        if rel.live is not None:
+            new_rows = new_rows[rel.live[start:]]
+        gone = [v for v in dropped if len(v.fids)]
+        gone_keys: Array | None = None
+        if gone:
+            cols = [np.concatenate([v.cols[c] for v in gone]) for c in range(rel.arity)]
+            fids = np.concatenate([v.fids for v in gone])
+            # only rows that were live before the update (not appended and dropped since)
+            before = fids < mark
+            cols = [c[before] for c in cols]
+            keys, first = np.unique(rel.keys(cols), return_index=True)
+            gone_keys = keys
+            cols = [c[first] for c in cols]
+            still = rel.find(cols) >= 0
+            if not still.all():
+                change.removed[rel.name] = [c[~still] for c in cols]
+        if len(new_rows):
+            if gone_keys is not None and len(gone_keys):
+                # a key that was live before the update is no addition
+                keys = rel.keys([c[new_rows] for c in rel.cols])
+                new_rows = new_rows[~np.isin(keys, gone_keys)]
+            if len(new_rows):
+                cols = [c[new_rows] for c in rel.cols]
+                change.added[rel.name] = cols
+                fresh[rel.name] = View(cols, rel.fids[new_rows])
+
+    # --- maintained strata ------------------------------------------------------------------------
+    def _maintain(
         self,
         stratum: Stratum,
-        removed_lower: dict[str, list[Array]],
-        removed_explicit: dict[str, list[Array]],
+        gone: Mapping[str, list[Array]],
+        new: Mapping[str, View],
+        own_removed: Mapping[str, list[Array]],
+        own_added: Mapping[str, list[Array]],
+        mark: int,
+        change: Change,
+        fresh: dict[str, View],
     ) -> None:
         eng = self.engine
-        over: dict[str, npt.NDArray[np.bool_]] = {
-            p: np.zeros(len(eng.relations[p]), bool) for p in stratum.preds
+        dropped = self._over_delete(stratum, gone, new, own_removed)
+        marks = {p: len(eng.relations[p]) for p in stratum.preds}
+        # aggregate rows retired from here on are removals too
+        live_before = {
+            p: rel.live.copy() for p in stratum.preds if (rel := eng.relations[p]).live is not None
         }
+        if dropped:
+            self._rederive(stratum, dropped)
+        self._let_through(stratum, gone)
+        for pred, cols in own_added.items():
+            eng.add_facts(pred, *cols)
+        seed = dict(new)
+        for pred in stratum.preds:
+            rel = eng.relations[pred]
+            if len(rel) > marks[pred]:
+                seed[pred] = View.of(rel, marks[pred])
+        if seed:
+            eng.run_stratum(stratum, seed)
+        for pred in stratum.preds:
+            rel = eng.relations[pred]
+            removed = [dropped[pred]] if pred in dropped else []
+            if pred in live_before and rel.live is not None:
+                was = live_before[pred]
+                retired = np.flatnonzero(was & ~rel.live[: len(was)])
+                if len(retired):
+                    removed.append(View([c[retired] for c in rel.cols], rel.fids[retired]))
+            self._record(rel, removed, mark, change, fresh)
+
+    def _over_delete(
+        self,
+        stratum: Stratum,
+        gone: Mapping[str, list[Array]],
+        new: Mapping[str, View],
+        own_removed: Mapping[str, list[Array]],
+    ) -> dict[str, View]:
+        """Remove every fact of the stratum with a derivation that uses a removed fact, or
+        whose negated atom an added fact now matches; returns the rows removed per
+        predicate."""
+        eng = self.engine
+        over: dict[str, IntArray] = {}  # rows over-deleted so far (sorted)
         delta: dict[str, View] = {}
-        for pred, cols in removed_lower.items():
+        for pred, cols in gone.items():
             if cols and len(cols[0]):
                 delta[pred] = View(list(cols), np.full(len(cols[0]), -1, np.int64))
-        for pred in stratum.preds:
-            if pred in removed_explicit:
-                rel = eng.relations[pred]
-                rows = rel.find(rel.coerce(removed_explicit[pred]))
-                rows = rows[rows >= 0]
-                over[pred][rows] = True
-                if len(rows):
-                    delta[pred] = View([c[rows] for c in rel.cols], rel.fids[rows])
+        for pred, cols in own_removed.items():
+            rel = eng.relations[pred]
+            rows = _live_rows_of(rel, cols)
+            if len(rows):
+                over[pred] = rows
+                delta[pred] = View([c[rows] for c in rel.cols], rel.fids[rows])
+        refuted = [
+            (i, j, new[lit.atom.pred])
+            for i in stratum.rules
+            for j, lit in enumerate(x for x in eng.rules[i].body if isinstance(x, Negation))
+            if lit.atom.pred in new
+        ]
+        if not delta and not refuted:
+            return {}
+        old: dict[str, View] = {}
 
         def old_view(pred: str) -> View:
-            rel = eng.relations[pred]
-            view = View.of(rel)
-            gone = removed_lower.get(pred)
-            if gone and len(gone[0]) and view.cols:
-                return View(
-                    [np.concatenate([a, b]) for a, b in zip(view.cols, gone, strict=True)],
-                    np.concatenate([view.fids, np.full(len(gone[0]), -1, np.int64)]),
-                )
-            return view
+            # the facts before the update: what is there (a superset where rows were added
+            # below, which over-deletes no less) and what went
+            if pred not in old:
+                view = View.of(eng.relations[pred])
+                removed = gone.get(pred)
+                if removed and len(removed[0]) and eng.relations[pred].cols:
+                    view = view.plus(list(removed), np.full(len(removed[0]), -1, np.int64))
+                old[pred] = view
+            return old[pred]
 
-        while delta:
-            found: dict[str, list[list[Array]]] = {}
+        found: dict[str, list[IntArray]] = {}
+        for i, j, refuting in refuted:  # heads a fact added below now refutes
+            rule = eng.rules[i]
+            rel = eng.relations[rule.head_pred]
+            views = [old_view(a.pred) for a in rule.positives]
+            out = eng.evaluate_negated(i, j, refuting, views, check=False)
+            if out is not None and rel.cols:
+                hit = rel.find(rel.coerce(out.cols))
+                found.setdefault(rule.head_pred, []).append(hit[hit >= 0])
+        while delta or found:
             for i in stratum.rules:
                 rule = eng.rules[i]
+                rel = eng.relations[rule.head_pred]
                 for k, atom in enumerate(rule.positives):
                     if atom.pred not in delta:
                         continue
@@ -212,113 +311,75 @@ class IncrementalReasoner:
                         delta[a.pred] if j == k else old_view(a.pred)
                         for j, a in enumerate(rule.positives)
                     ]
-                    out = eng.evaluate_rule(i, views, first=k)
-                    if out is not None:
-                        found.setdefault(rule.head_pred, []).append(out.cols)
+                    if rule.aggregate is not None:
+                        rows = eng.group_rows(i, eng.touched_groups(i, {k: delta[atom.pred]}))
+                    else:
+                        out = eng.evaluate_rule(i, views, first=k)
+                        if out is None or not rel.cols:
+                            continue
+                        rows = rel.find(rel.coerce(out.cols))
+                    found.setdefault(rule.head_pred, []).append(rows[rows >= 0])
             delta = {}
             for pred, parts in found.items():
                 rel = eng.relations[pred]
-                if not rel.cols:
-                    continue
-                cols = rel.coerce([np.concatenate([p[c] for p in parts]) for c in range(rel.arity)])
-                rows = rel.find(cols)
-                rows = np.unique(rows[rows >= 0])
-                rows = rows[~over[pred][rows]]
+                rows = np.unique(np.concatenate(parts))
+                if pred in over:
+                    rows = rows[~np.isin(rows, over[pred])]
                 if len(rows):
-                    over[pred][rows] = True
+                    over[pred] = np.union1d(over.get(pred, rows[:0]), rows)
                     delta[pred] = View([c[rows] for c in rel.cols], rel.fids[rows])
-        # remove, then re-derive what still follows from the rest
-        gone_cols: dict[str, list[Array]] = {}
-        for pred, mask in over.items():
-            if mask.any():
-                rel = eng.relations[pred]
-                gone_cols[pred] = [c[mask] for c in rel.cols]
-                rel.keep(~mask)
-        if not gone_cols:
-            return
-        marks = {p: len(eng.relations[p]) for p in stratum.preds}
-        for pred, cols in gone_cols.items():
+            found = {}
+        dropped: dict[str, View] = {}
+        for pred, rows in over.items():
+            [dropped[pred]] = _drop(eng.relations[pred], rows)
+        return dropped
+
+    def _rederive(self, stratum: Stratum, dropped: Mapping[str, View]) -> None:
+        """Put back the removed facts that still follow in one step from what is left."""
+        eng = self.engine
+        for pred, view in dropped.items():
             rel = eng.relations[pred]
-            gone_keys = np.sort(rel.keys(cols))
             batches: list[Derived] = []
             for i in stratum.rules:
                 rule = eng.rules[i]
                 if rule.head_pred != pred:
                     continue
-                out = eng.evaluate_rule(i, [View.of(eng.relations[a.pred]) for a in rule.positives])
-                if out is None:
+                if rule.aggregate is not None:
+                    agg = next(k for k, t in enumerate(rule.head_args) if isinstance(t, Aggregate))
+                    eng.apply_aggregate(i, [c for k, c in enumerate(view.cols) if k != agg])
                     continue
-                keys = rel.keys(rel.coerce(out.cols))
-                keep = np.flatnonzero(np.isin(keys, gone_keys))
-                if len(keep):
-                    batches.append(
-                        Derived([c[keep] for c in out.cols], out.rule, out.premises[keep])
-                    )
+                out = eng.derive_bound(i, rel.coerce(view.cols))
+                if out is not None:
+                    batches.append(out)
             base = self.base.get(pred)
             if base is not None and base.cols:
-                still = base.find(base.coerce(cols)) >= 0
+                still = base.find(base.coerce(view.cols)) >= 0
                 if still.any():
                     batches.append(
                         Derived(
-                            [c[still] for c in cols],
+                            [c[still] for c in view.cols],
                             EXPLICIT,
                             np.empty((int(still.sum()), 0), np.int64),
                         )
                     )
             if batches:
                 eng.add_rows(rel, batches)
-        seed = {
-            p: (marks[p], len(eng.relations[p]))
-            for p in stratum.preds
-            if len(eng.relations[p]) > marks[p]
-        }
-        if seed:
-            eng.run_stratum(stratum, seed)
-        for pred, cols in gone_cols.items():
-            rel = eng.relations[pred]
-            absent = rel.find(cols) < 0
-            if absent.any():
-                prev = removed_lower.get(pred)
-                now = [c[absent] for c in cols]
-                removed_lower[pred] = (
-                    now
-                    if not prev
-                    else [np.concatenate([a, b]) for a, b in zip(prev, now, strict=True)]
-                )
 
-    # --- recomputation ------------------------------------------------------------------------
-    def _recompute(self, stratum: Stratum) -> None:
+    def _let_through(self, stratum: Stratum, gone: Mapping[str, list[Array]]) -> None:
+        """Add the heads whose negated atom matched a fact that went away and now holds."""
         eng = self.engine
-        for pred in stratum.preds:
-            rel = eng.relations[pred]
-            rel.keep(np.zeros(len(rel), bool))
-            base = self.base.get(pred)
-            if base is not None and base.cols and len(base):
-                eng.add_facts(pred, *base.cols)
-        eng.run_stratum(stratum)
-
-    def _diff(self, before: Mapping[str, _Snapshot]) -> Change:
-        change = Change()
-        for pred, rel in self.engine.relations.items():
-            snap = before.get(pred)
-            if snap is not None and snap.same_as(rel):
-                continue
-            old = snap.keys() if snap is not None else None
-            new_rows = rel.live_rows()
-            if not rel.cols:
-                continue
-            new_keys = rel.keys([c[new_rows] for c in rel.cols])
-            if old is None or len(old) == 0:
-                old = new_keys[:0]
-            if _same(old, np.sort(new_keys)):
-                continue
-            added = ~np.isin(new_keys, old)
-            if added.any():
-                change.added[pred] = [c[new_rows[added]] for c in rel.cols]
-            gone = ~np.isin(old, new_keys)
-            if gone.any():
-                change.removed[pred] = _unkey(rel, old[gone])
-        return change
+        for i in stratum.rules:
+            rule = eng.rules[i]
+            negated = [lit for lit in rule.body if isinstance(lit, Negation)]
+            for j, lit in enumerate(negated):
+                cols = gone.get(lit.atom.pred)
+                if not cols or not len(cols[0]):
+                    continue
+                rows = View(list(cols), np.full(len(cols[0]), -1, np.int64))
+                views = [View.of(eng.relations[a.pred]) for a in rule.positives]
+                out = eng.evaluate_negated(i, j, rows, views, check=True)
+                if out is not None:
+                    eng.add_rows(eng.relations[rule.head_pred], [out])
 
 
 def _inputs(eng: Engine, stratum: Stratum) -> set[str]:
@@ -332,83 +393,38 @@ def _inputs(eng: Engine, stratum: Stratum) -> set[str]:
     return out - stratum.preds
 
 
-class _Snapshot:
-    """A relation as it was before an update, without copying it: rows are only appended
-    to new arrays or kept into new arrays, never changed in place, except the live flags."""
-
-    def __init__(self, rel: Relation) -> None:
-        self.rel_cols = rel.cols
-        self.fids = rel.fids
-        self.live = None if rel.live is None else rel.live.copy()
-        self.rel = rel
-        self._keys: Array | None = None
-
-    def same_as(self, rel: Relation) -> bool:
-        if rel.fids is not self.fids:
-            return False
-        if self.live is None or rel.live is None:
-            return self.live is None and rel.live is None
-        return bool(np.array_equal(self.live, rel.live))
-
-    def keys(self) -> Array:
-        if self._keys is None:
-            if not self.rel_cols:
-                self._keys = np.empty(0, np.int64)
-            else:
-                rows = (
-                    np.arange(len(self.fids), dtype=np.int64)
-                    if self.live is None
-                    else np.flatnonzero(self.live).astype(np.int64)
-                )
-                self._keys = np.sort(self.rel.keys([c[rows] for c in self.rel_cols]))
-        return self._keys
-
-
-def _differs(snap: _Snapshot | None, rel: Relation) -> bool:
-    if snap is None:
-        return len(rel) > 0
-    return not snap.same_as(rel) and not _same(snap.keys(), _key_set(rel))
-
-
-def _key_set(rel: Relation) -> Array:
-    if not rel.cols:
+def _live_rows_of(rel: Relation, cols: Sequence[Array]) -> IntArray:
+    """Live rows equal to the given rows (absent ones left out)."""
+    if not rel.cols or not len(cols[0]):
         return np.empty(0, np.int64)
-    rows = rel.live_rows()
-    return np.sort(rel.keys([c[rows] for c in rel.cols]))
+    rows = rel.find(rel.coerce(list(cols)))
+    return np.unique(rows[rows >= 0])
 
 
-def _same(a: Array | None, b: Array) -> bool:
-    if a is None:
-        return len(b) == 0
-    return len(a) == len(b) and bool(np.all(a == b))
+def _drop(rel: Relation, rows: IntArray) -> list[View]:
+    """Remove rows; returns them."""
+    if not len(rows):
+        return []
+    gone = View([c[rows] for c in rel.cols], rel.fids[rows])
+    mask = np.ones(len(rel), bool)
+    mask[rows] = False
+    rel.keep(mask)
+    return [gone]
 
 
 def _append_unique(rel: Relation, cols: list[Array]) -> None:
+    """Append the rows not there yet, in key order (which keeps the relation's index)."""
     if not len(cols[0]):
         return
-    from reasoning.engine import first_unique
-
-    keys = rel.keys(cols)
-    first = first_unique(keys)
+    keys, first = unique_keys(rel.keys(cols))
     if rel.cols and len(rel):
-        first = first[rel.find([c[first] for c in cols]) < 0]
+        absent = rel.find_keys(keys) < 0
+        keys, first = keys[absent], first[absent]
     n = len(first)
     rel.append(
         [c[first] for c in cols],
         np.arange(n, dtype=np.int64) + len(rel),
         np.full(n, EXPLICIT, np.int32),
         np.empty((n, 0), np.int64),
+        keys,
     )
-
-
-def _unkey(rel: Relation, keys: Array) -> list[Array]:
-    """Columns back from row keys (inverse of `Relation.keys`)."""
-    if rel.packed:
-        if rel.arity == 1:
-            return [keys]
-        return [keys >> np.int64(32), keys & np.int64(0xFFFFFFFF)]
-    mat = np.frombuffer(keys.tobytes(), np.int64).reshape(len(keys), rel.arity)
-    return [
-        mat[:, k].view(np.float64) if base.dtype.kind == "f" else mat[:, k].copy()
-        for k, base in enumerate(rel.cols)
-    ]

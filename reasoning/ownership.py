@@ -7,11 +7,17 @@ E_p = S_p + E_p·S_cc, i.e. E_p = S_p·(I − S_cc)⁻¹ with S_p the person→c
 the company→company block. Cycles of cross-holdings make the series infinite but the linear
 system finite; it is solved once with a sparse LU factorisation of (I − S_cc)ᵀ.
 
-Only what is needed is solved: the system is block diagonal over the connected components
-of the holding graph, so persons of different components can share one right-hand-side
-column. Column j holds, for every component at once, that component's j-th person; the
-number of columns is the largest number of persons in one component, not the number of
-persons.
+Holdings are mostly layered (a company's holders are held by others, rarely in return), so
+the system is solved company by company in topological order of the holding graph: once the
+effective shares in every company holding C are known, those in C follow by one sparse
+product, and a level of the graph at a time is one product. Cross-holdings (strongly
+connected companies, which share a level) need a solve: a small dense inverse per group.
+
+Where a group of cross-held companies is too large for that, the general solve runs: the
+system is block diagonal over the connected components of the holding graph, so persons of
+different components can share one right-hand-side column. Column j holds, for every
+component at once, that component's j-th person; the number of columns is the largest number
+of persons in one component, not the number of persons.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ _MAX_COLUMNS = 256  # right-hand-side columns solved at once (bounds dense memor
 # to the sparse series below.
 _DENSE_BUDGET = 20_000_000
 _MAX_TERMS = 10_000
+# Largest group of cross-held companies inverted densely by the level-by-level solve.
+_MAX_CYCLE = 500
+_PACKABLE = 1 << 31  # node ids below this pack two to an int64
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +76,10 @@ def effective_ownership(
     h = np.asarray(holder, np.int64)
     c = np.asarray(company, np.int64)
     f = np.asarray(fraction, np.float64)
-    persons = np.unique(np.asarray(is_person, np.int64))
     empty = EffectiveOwnership(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
     if len(h) == 0:
         return empty
-    person_holding = np.isin(h, persons)
+    person_holding = _members(h, np.asarray(is_person, np.int64))
     # dense local numbering: companies (anything held, or holding without being a person)
     comp_ids = np.unique(np.concatenate([c, h[~person_holding]]))
     pers_ids = np.unique(h[person_holding])
@@ -87,6 +95,9 @@ def effective_ownership(
     )
     if npers == 0:
         return empty
+    _, scc = connected_components(s_cc, directed=True, connection="strong")
+    if np.bincount(scc).max() <= _MAX_CYCLE:
+        return _by_levels(s_p, s_cc, scc, pers_ids, comp_ids)
     # components of the undirected holding graph over companies + persons
     adj = sp.bmat([[s_cc, s_p.T], [s_p, None]], format="csr")
     adj = (adj + adj.T).tocsr()
@@ -142,6 +153,95 @@ def effective_ownership(
     return EffectiveOwnership(person[order2], comp[order2], share[order2])
 
 
+def _by_levels(
+    s_p: sp.csr_matrix, s_cc: sp.csr_matrix, scc: IntArray, pers_ids: IntArray, comp_ids: IntArray
+) -> EffectiveOwnership:
+    """E_p = S_p + E_p·S_cc level by level of the condensation of the company graph (`scc`:
+    strongly connected group of each company): the columns of a level depend only on those
+    of earlier levels and, through cross-holdings, on each other."""
+    nc = s_cc.shape[0]
+    cc = s_cc.tocoo()
+    a, b = scc[cc.row], scc[cc.col]
+    across = a != b
+    level = np.zeros(int(scc.max()) + 1, np.int64)
+    while True:  # longest path in the condensation: as many rounds as the graph is deep
+        nxt = level.copy()
+        np.maximum.at(nxt, b[across], level[a[across]] + 1)
+        if np.array_equal(nxt, level):
+            break
+        level = nxt
+    comp_level = level[scc]
+    order = np.argsort(comp_level, kind="stable")
+    position = np.empty(nc, np.int64)
+    position[order] = np.arange(nc, dtype=np.int64)
+    s = sp.csc_matrix((cc.data, (position[cc.row], position[cc.col])), shape=(nc, nc))
+    ps = s_p.tocoo()
+    rhs = sp.csc_matrix((ps.data, (ps.row, position[ps.col])), shape=s_p.shape)
+    bounds = np.searchsorted(comp_level[order], np.arange(int(level.max()) + 2))
+    done: sp.csc_matrix | None = None  # E over the columns of the levels so far
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        if lo == hi:
+            continue
+        block = rhs[:, lo:hi]
+        if done is not None:
+            block = block + done @ s[:lo, lo:hi]
+        inner = s[lo:hi, lo:hi]
+        if inner.nnz:
+            block = block @ _cycles_inverse(inner, scc[order[lo:hi]])
+        block = sp.csc_matrix(block)
+        block.data[np.abs(block.data) <= _EPS] = 0.0
+        block.eliminate_zeros()
+        done = block if done is None else sp.hstack([done, block], format="csc")
+    assert done is not None
+    e = done.tocoo()
+    person, company, share = pers_ids[e.row], comp_ids[order[e.col]], e.data
+    keep = np.lexsort((company, person))
+    return EffectiveOwnership(person[keep], company[keep], share[keep])
+
+
+def _cycles_inverse(inner: sp.csc_matrix, group: IntArray) -> sp.csr_matrix:
+    """(I − B)⁻¹ where B holds only holdings within groups of cross-held companies (`group`
+    of each column): block diagonal, one dense block per group, inverted in batches of
+    groups of equal size."""
+    m = inner.shape[0]
+    coo = inner.tocoo()
+    cyclic = np.unique(group[coo.row])
+    involved = np.isin(group, cyclic)
+    rows = [np.flatnonzero(~involved)]
+    cols = [rows[0]]
+    vals = [np.ones(len(rows[0]))]
+    members = np.flatnonzero(involved)
+    members = members[np.argsort(group[members], kind="stable")]
+    labels, start, size = np.unique(group[members], return_index=True, return_counts=True)
+    rank = np.empty(m, np.int64)  # index of a column inside its group
+    rank[members] = np.arange(len(members)) - np.repeat(start, size)
+    which = np.empty(m, np.int64)  # index of a column's group among `labels`
+    which[members] = np.repeat(np.arange(len(labels)), size)
+    for n in np.unique(size).tolist():
+        groups = np.flatnonzero(size == n)
+        slot = np.full(len(labels), -1, np.int64)
+        slot[groups] = np.arange(len(groups))
+        dense = np.broadcast_to(np.eye(n), (len(groups), n, n)).copy()
+        mine = slot[which[coo.row]] >= 0
+        np.add.at(
+            dense,
+            (slot[which[coo.row[mine]]], rank[coo.row[mine]], rank[coo.col[mine]]),
+            -coo.data[mine],
+        )
+        inv = np.linalg.inv(dense)
+        cols_of = members[
+            (np.repeat(start[groups], n) + np.tile(np.arange(n), len(groups))).astype(np.int64)
+        ].reshape(len(groups), n)
+        r = np.broadcast_to(cols_of[:, :, None], inv.shape)
+        c = np.broadcast_to(cols_of[:, None, :], inv.shape)
+        rows.append(r.ravel())
+        cols.append(c.ravel())
+        vals.append(np.asarray(inv.ravel(), np.float64))
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m, m)
+    )
+
+
 def _neumann(
     s_p: sp.csr_matrix, s_cc: sp.csr_matrix, pers_ids: IntArray, comp_ids: IntArray
 ) -> EffectiveOwnership:
@@ -182,9 +282,30 @@ def beneficial_owners(
         ctl_p = np.asarray(controllers[0], np.int64)
         ctl_c = np.asarray(controllers[1], np.int64)
         if is_person is not None:
-            keep = np.isin(ctl_p, np.asarray(is_person, np.int64))
+            keep = _members(ctl_p, np.asarray(is_person, np.int64))
             ctl_p, ctl_c = ctl_p[keep], ctl_c[keep]
         persons.append(ctl_p)
         companies.append(ctl_c)
-    pairs = np.unique(np.stack([np.concatenate(persons), np.concatenate(companies)]), axis=1)
+    person, company = np.concatenate(persons), np.concatenate(companies)
+    if (
+        len(person)
+        and min(person.min(), company.min()) >= 0
+        and max(person.max(), company.max()) < _PACKABLE
+    ):
+        packed = np.unique((person << np.int64(32)) | company)
+        return packed >> np.int64(32), packed & np.int64(0xFFFFFFFF)
+    pairs = np.unique(np.stack([person, company]), axis=1)
     return pairs[0].astype(np.int64), pairs[1].astype(np.int64)
+
+
+def _members(values: IntArray, of: IntArray) -> npt.NDArray[np.bool_]:
+    """Whether each value is one of `of`: through a flag per id where ids are dense."""
+    if not len(values) or not len(of):
+        return np.zeros(len(values), bool)
+    lo = min(int(values.min()), int(of.min()))
+    hi = max(int(values.max()), int(of.max()))
+    if lo < 0 or hi >= max(1 << 24, 4 * (len(values) + len(of))):  # the flags stay small
+        return np.isin(values, of)
+    flag = np.zeros(hi + 1, bool)
+    flag[of] = True
+    return flag[values]

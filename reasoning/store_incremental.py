@@ -3,8 +3,12 @@
 `StoreReasoner.open(store)` loads the graph and evaluates it once (as `materialise` does);
 from then on `apply_changes` writes a batch of edges to the store, updates the fixpoint
 incrementally (`reasoning.incremental`) and hands the store only what changed, with one
-derivation per new fact, through `apply_inferred_delta` — in one transaction. A process that
-keeps the reasoner open (the API, the nightly job between batches) pays the load once.
+derivation per new fact, through `apply_inferred_delta` — in one transaction. Effective
+shares and UBO facts are recomputed for the persons a change can reach (those holding a
+changed holder, directly or through companies, and those whose control changed), and only
+the ones that changed are written. A process that keeps the reasoner open (the API, the
+nightly job between batches) pays the load once; opening also builds the indexes updates
+join through.
 
 Limits: the ends of every edge must be nodes the store held when the reasoner was opened
 (new customers need a reopen: their ids have no place among the loaded constants); the
@@ -21,11 +25,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kg.model import Label, RelType
 from kg.store import GraphStore, StoreError
 from reasoning.datalog import Rule
-from reasoning.engine import EXPLICIT, Array
+from reasoning.engine import EXPLICIT, Array, rows_in
 from reasoning.incremental import Change, IncrementalReasoner
 from reasoning.materialise import (
     INFERRED_SCHEMA,
@@ -36,7 +41,6 @@ from reasoning.materialise import (
 from reasoning.premises import SourceChunk, SourceRefs
 
 IntArray = npt.NDArray[np.int64]
-OWNERSHIP_PREDICATES = ("effectiveShare", "beneficialOwnerOf")
 
 
 class StoreReasoner:
@@ -53,6 +57,9 @@ class StoreReasoner:
         self.reasoner = IncrementalReasoner.adopt(kg.engine)
         ids = kg.ids.to_pylist()
         self._nid: dict[str, int] = {i: n for n, i in enumerate(ids) if i is not None}
+        self._is_person = np.zeros(kg.symbol_base, bool)
+        self._is_person[kg.labels.get(Label.PERSON, np.empty(0, np.int64))] = True
+        kg.entity_json()  # built once here rather than by the first update
 
     @classmethod
     def open(
@@ -97,13 +104,10 @@ class StoreReasoner:
                     else [np.concatenate([a, b]) for a, b in zip(prev, cols, strict=True)]
                 )
             added, removed = self._store_delta(change, mark, gone, delete_facts)
-            self.store.apply_inferred_delta(added, removed)
-            if (
-                RelType.HOLDS_SHARES in inserted
-                or RelType.HOLDS_SHARES in deleted
-                or ("controls" in change.added or "controls" in change.removed)
-            ):
-                self.store.replace_inferred(self._ownership(), OWNERSHIP_PREDICATES)
+            own_added, own_removed = self._ownership_delta(change)
+            self.store.apply_inferred_delta(
+                pa.concat_tables([added, own_added]), pa.concat_tables([removed, own_removed])
+            )
         return change
 
     # --- edges to facts -------------------------------------------------------------------------
@@ -155,7 +159,9 @@ class StoreReasoner:
                 continue
             rows = rel.find(rel.coerce(cols))
             rows = rows[rows >= 0]
-            rows = rows[np.isin(rows, rel.live_rows()) & (rel.rule[rows] != EXPLICIT)]
+            if rel.live is not None:
+                rows = rows[rel.live[rows]]
+            rows = rows[rel.rule[rows] != EXPLICIT]
             if len(rows):
                 out[pred] = [c[rows] for c in rel.cols]
         return out
@@ -196,8 +202,8 @@ class StoreReasoner:
         deleted: Mapping[str, list[Array]],
     ) -> tuple[pa.Table, pa.Table]:
         """Rows to write: live derived facts of stored predicates that are new or re-derived
-        (fid from this update), limited to the changed keys where a whole stratum was
-        recomputed; rows to retract: the facts that went away or became explicit."""
+        (fid from this update, so appended since `mark`); rows to retract: the facts that
+        went away or became explicit."""
         kg = self.kg
         eng = kg.engine
         writer = kg.premise_writer()
@@ -206,22 +212,17 @@ class StoreReasoner:
         for pred, rel in eng.relations.items():
             if not kg.writable(pred):
                 continue
-            live = rel.live_rows()
-            rows = live[(rel.fids[live] >= mark) & (rel.rule[live] != EXPLICIT)]
+            rows = np.arange(int(np.searchsorted(rel.fids, mark)), len(rel), dtype=np.int64)
+            if rel.live is not None:
+                rows = rows[rel.live[rows]]
+            rows = rows[rel.rule[rows] != EXPLICIT]
             if deleted.get(pred) and len(deleted[pred][0]):
                 # An explicit fact whose edge went away but which is still derived (the
                 # inverse of a kinship that remains) was never stored; it is now.
                 found = rel.find(rel.coerce(deleted[pred]))
                 found = found[found >= 0]
-                demoted = found[np.isin(found, live) & (rel.rule[found] != EXPLICIT)]
+                demoted = found[rel.rule[found] != EXPLICIT]
                 rows = np.union1d(rows, demoted)
-            if pred in self._recomputed_preds():
-                keys = change.added.get(pred)
-                if not keys:
-                    rows = rows[:0]
-                else:
-                    wanted = rel.find(rel.coerce(keys))
-                    rows = np.intersect1d(rows, wanted[wanted >= 0])
             if len(rows):
                 added.append(kg.rows_table(writer, pred, rows))
             for cols in (change.removed.get(pred), became_explicit.get(pred)):
@@ -232,13 +233,6 @@ class StoreReasoner:
             pa.concat_tables(added) if added else empty,
             pa.concat_tables(removed) if removed else empty,
         )
-
-    def _recomputed_preds(self) -> set[str]:
-        out: set[str] = set()
-        for stratum, inc in zip(self.kg.engine.strata, self.reasoner.incremental, strict=True):
-            if not inc:
-                out |= stratum.preds
-        return out
 
     def _keys_table(self, pred: str, cols: list[Array]) -> pa.Table:
         src, dst = cols[0], cols[1]
@@ -256,13 +250,93 @@ class StoreReasoner:
             schema=INFERRED_SCHEMA,
         )
 
-    def _ownership(self) -> pa.Table:
-        """Effective shares and UBOs recomputed from the current shareholdings."""
+    def _ownership_delta(self, change: Change) -> tuple[pa.Table, pa.Table]:
+        """Effective shares and UBO facts of the persons an update can affect, recomputed
+        before and after it over the holdings they reach: persons who hold, directly or
+        through companies, a holder whose shareholding changed, and persons whose control
+        changed. Returns the rows to write and the keys to retract."""
         kg = self.kg
+        empty = INFERRED_SCHEMA.empty_table()
         share = kg.engine.relations.get("sharePct")
-        kg.shares = []
-        if share is not None and share.cols:
-            rows = np.flatnonzero(share.rule == EXPLICIT)
-            kg.shares = [(share.cols[0][rows], share.cols[1][rows], share.cols[2][rows] / 100.0)]
-        kg.labels.setdefault(Label.PERSON, np.empty(0, np.int64))
-        return kg.ownership_table()
+        added, removed = change.added.get("sharePct"), change.removed.get("sharePct")
+        ctl_added, ctl_removed = change.added.get("controls"), change.removed.get("controls")
+        if share is None or not share.cols or not (added or removed or ctl_added or ctl_removed):
+            return empty, empty
+        now = list(share.cols)  # every sharePct row is explicit (no rule derives it)
+        old = now
+        if added:
+            keep = ~rows_in(now, added)
+            old = [c[keep] for c in now]
+        if removed:
+            old = [np.concatenate([a, b]) for a, b in zip(old, removed, strict=True)]
+        # who can be affected: the holders of changed holdings and everyone above them,
+        # over the old and the new holdings together
+        both = [
+            np.concatenate([a, b])
+            for a, b in zip(now, removed or [c[:0] for c in now], strict=True)
+        ]
+        seeds = [np.empty(0, np.int64)]
+        seeds += [cols[0] for cols in (added, removed) if cols]
+        upstream = _reach(both[1], both[0], np.concatenate(seeds), kg.symbol_base)
+        persons = upstream & self._is_person
+        for cols in (ctl_added, ctl_removed):
+            if cols:
+                persons[cols[0][self._is_person[cols[0]]]] = True
+        if not persons.any():
+            return empty, empty
+        reached = _reach(both[0], both[1], np.flatnonzero(persons), kg.symbol_base)
+        who = kg.ids.take(pa.array(np.flatnonzero(persons)))
+
+        def ownership(cols: list[Array]) -> pa.Table:
+            holder = cols[0]
+            sub = np.flatnonzero(persons[holder] | (reached[holder] & ~self._is_person[holder]))
+            kg.shares = [(holder[sub], cols[1][sub], cols[2][sub] / 100.0)]
+            table = kg.ownership_table()
+            return table.filter(pc.is_in(table.column("src"), value_set=who))
+
+        after, before = ownership(now), ownership(old)
+        kg.shares = [(now[0], now[1], now[2] / 100.0)]
+        # `before` saw the current control facts: a UBO fact that control gained or lost in
+        # this update is compared with the control facts that changed instead
+        gained = _fact_keys(self._ubo_table(ctl_added))
+        after_keys = _fact_keys(after)
+        at = pc.index_in(after_keys, value_set=_fact_keys(before))
+        present = at.is_valid().to_numpy(zero_copy_only=False)
+        new_value = after.column("value").to_numpy()
+        old_value = before.column("value").take(at).to_numpy()
+        same = present & (
+            (np.isnan(new_value) & np.isnan(old_value)) | (np.abs(new_value - old_value) <= 1e-9)
+        )
+        same &= ~pc.is_in(after_keys, value_set=gained).to_numpy(zero_copy_only=False)
+        write = after.filter(pa.array(~same))
+        retract = pa.concat_tables([before, self._ubo_table(ctl_removed)])
+        retract = retract.filter(pc.invert(pc.is_in(_fact_keys(retract), value_set=after_keys)))
+        return write, retract
+
+    def _ubo_table(self, controls: list[Array] | None) -> pa.Table:
+        """Keys of the UBO facts the given control facts ground (controllers who are persons)."""
+        if not controls:
+            return INFERRED_SCHEMA.empty_table()
+        on = self._is_person[controls[0]]
+        return self._keys_table("beneficialOwnerOf", [c[on] for c in controls[:2]])
+
+
+def _reach(src: IntArray, dst: IntArray, seeds: IntArray, size: int) -> npt.NDArray[np.bool_]:
+    """Nodes reachable from `seeds` (themselves included) along the edges src -> dst."""
+    seen = np.zeros(size, bool)
+    seen[seeds] = True
+    frontier = np.unique(seeds)
+    while len(frontier):
+        at = np.zeros(size, bool)
+        at[frontier] = True
+        nxt = np.unique(dst[at[src]])
+        frontier = nxt[~seen[nxt]]
+        seen[frontier] = True
+    return seen
+
+
+def _fact_keys(table: pa.Table) -> pa.Array:
+    """One string per fact of an inferred-layout table: predicate, src and dst."""
+    return pc.binary_join_element_wise(
+        table.column("predicate"), table.column("src"), table.column("dst"), "\x1f"
+    )

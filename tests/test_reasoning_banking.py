@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reasoning.engine import Engine
 from reasoning.materialise import default_rules
@@ -193,24 +196,94 @@ def test_beneficial_owner_by_quarter_share_or_by_control() -> None:
 PERSONS_IDS = [ID[p] for p in PERSONS]
 
 
-def test_sparse_series_agrees_with_the_linear_system_on_cross_holdings() -> None:
+def _dense_oracle(
+    holder: list[int], company: list[int], fraction: list[float], persons: list[int]
+) -> dict[tuple[int, int], float]:
+    """E_p = S_p·(I − S_cc)⁻¹ by a dense solve over every node (numpy, no sparsity)."""
+    n = max(holder + company) + 1
+    s = np.zeros((n, n))
+    for h, c, f in zip(holder, company, fraction, strict=True):
+        s[h, c] += f
+    comp = [i for i in range(n) if i not in persons]
+    inv = np.linalg.inv(np.eye(len(comp)) - s[np.ix_(comp, comp)])
+    e = s[np.ix_(persons, comp)] @ inv
+    return {
+        (p, comp[j]): float(e[i, j])
+        for i, p in enumerate(persons)
+        for j in range(len(comp))
+        if abs(e[i, j]) > 1e-12
+    }
+
+
+def _solutions(
+    args: tuple[list[int], list[int], list[float], list[int]], monkeypatch: pytest.MonkeyPatch
+) -> dict[str, dict[tuple[int, int], float]]:
+    """The level-by-level solve, the LU solve and the sparse series on the same holdings."""
     from reasoning import ownership
 
+    out = {}
+    for name, max_cycle, budget in (
+        ("levels", ownership._MAX_CYCLE, ownership._DENSE_BUDGET),
+        ("lu", 0, ownership._DENSE_BUDGET),
+        ("series", 0, 0),
+    ):
+        monkeypatch.setattr(ownership, "_MAX_CYCLE", max_cycle)
+        monkeypatch.setattr(ownership, "_DENSE_BUDGET", budget)
+        eff = effective_ownership(*args)
+        out[name] = dict(
+            zip(
+                zip(eff.person.tolist(), eff.company.tolist(), strict=True),
+                eff.share.tolist(),
+                strict=True,
+            )
+        )
+    return out
+
+
+def test_every_solve_agrees_with_a_dense_inverse_on_cross_holdings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A and B hold each other, B holds C, C holds D and D holds C (a second cycle, a level
+    # below the first), P and Q hold A and B
     args = (
-        [ID["A"], ID["B"], ID["P"], ID["Q"], ID["B"]],
-        [ID["B"], ID["A"], ID["A"], ID["B"], ID["C"]],
-        [0.2, 0.2, 0.8, 0.8, 0.5],
+        [ID["A"], ID["B"], ID["P"], ID["Q"], ID["B"], ID["C"], ID["D"]],
+        [ID["B"], ID["A"], ID["A"], ID["B"], ID["C"], ID["D"], ID["C"]],
+        [0.2, 0.2, 0.8, 0.8, 0.5, 0.4, 0.3],
         [ID["P"], ID["Q"]],
     )
-    exact = effective_ownership(*args)
-    budget = ownership._DENSE_BUDGET
-    ownership._DENSE_BUDGET = 0
-    try:
-        series = effective_ownership(*args)
-    finally:
-        ownership._DENSE_BUDGET = budget
-    assert series.person.tolist() == exact.person.tolist()
-    assert series.share == pytest.approx(exact.share, abs=1e-9)
+    oracle = _dense_oracle(*[list(a) for a in args])
+    for name, got in _solutions(args, monkeypatch).items():
+        assert got.keys() == oracle.keys(), name
+        for key, share in oracle.items():
+            assert got[key] == pytest.approx(share, abs=1e-9), (name, key)
+
+
+holding = st.tuples(st.integers(0, 9), st.integers(2, 9), st.sampled_from([0.1, 0.3, 0.45]))
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(holding, min_size=1, max_size=25))
+def test_level_solve_equals_a_dense_inverse_on_random_holdings(
+    monkeypatch: pytest.MonkeyPatch, holdings: list[tuple[int, int, float]]
+) -> None:
+    # nodes 0 and 1 are persons; companies 2..9 hold each other in any pattern (cycles too),
+    # with at most 45% per holding so that (I − S_cc) stays invertible
+    pairs = {(h, c): f for h, c, f in holdings if h != c}
+    if not pairs:
+        return
+    args = (
+        [h for h, _ in pairs],
+        [c for _, c in pairs],
+        list(pairs.values()),
+        [0, 1],
+    )
+    oracle = _dense_oracle(*[list(a) for a in args])
+    got = _solutions(args, monkeypatch)["levels"]
+    assert got.keys() == oracle.keys()
+    for key, share in oracle.items():
+        assert got[key] == pytest.approx(share, abs=1e-9)
 
 
 def _shared_phone_pairs(holders: int) -> set[tuple[int, int]]:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reasoning.datalog import Aggregate, RuleSyntaxError, parse_rules
-from reasoning.engine import Engine, EngineError
+from reasoning.engine import Engine, EngineError, Relation
 
 
 def _pairs(engine: Engine, pred: str) -> set[tuple[object, ...]]:
@@ -180,3 +180,61 @@ def test_explain_engine_walks_back_to_explicit_facts() -> None:
     assert sorted(leaf.args for leaf in tree.leaves()) == [[0, 1], [1, 2]]
     assert {leaf.rule for leaf in tree.leaves()} == {"explicit"}
     assert explain_engine(engine, "t", (2, 0)) is None
+
+
+relation_step = st.one_of(
+    st.tuples(st.just("append"), st.integers(1, 6000)),
+    st.tuples(st.just("keep"), st.integers(0, 2**32)),
+    st.tuples(st.just("retire"), st.integers(0, 2**32)),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(relation_step, min_size=1, max_size=10), st.integers(0, 2**32))
+def test_relation_indexes_agree_with_a_scan_after_appends_removals_and_retirements(
+    steps: list[tuple[str, int]], seed: int
+) -> None:
+    # Enough rows that the appended tails are merged into both kinds of index.
+    rng = np.random.default_rng(seed)
+    rel = Relation("r", 2, 0)
+    rel.coerce([np.zeros(1, np.int64), np.zeros(1, np.int64)])
+    for kind, arg in steps:
+        if kind == "append":
+            cols = [rng.integers(0, 2000, arg), rng.integers(0, 2000, arg)]
+            keys = rel.keys(cols)
+            known = set(rel.keys(rel.cols)[rel.live_rows()].tolist())
+            _, first = np.unique(keys, return_index=True)
+            first = np.array([i for i in first if keys[i] not in known], np.int64)
+            if not len(first):
+                continue
+            new = [c[first] for c in cols]
+            order = np.argsort(rel.keys(new))
+            new = [c[order] for c in new]
+            n = len(order)
+            rel.append(
+                new,
+                np.arange(n, dtype=np.int64),
+                np.zeros(n, np.int32),
+                np.empty((n, 0), np.int64),
+                rel.keys(new),
+            )
+        elif len(rel):
+            pick = np.random.default_rng(arg).random(len(rel)) < 0.2
+            if kind == "keep":
+                rel.keep(~pick)
+            else:
+                rel.retire(np.flatnonzero(pick))
+        rel.index()
+        rel.lookup(0, np.empty(0, np.int64))
+    live = rel.live_rows()
+    # live rows, rows removed or retired, and rows never there
+    some = rng.integers(0, max(len(rel), 1), 300) if len(rel) else np.empty(0, np.int64)
+    probe = [
+        np.concatenate([rel.cols[0][some], rng.integers(0, 2000, 100)]),
+        np.concatenate([rel.cols[1][some], rng.integers(0, 2000, 100)]),
+    ]
+    expected_rows = dict(zip(rel.keys(rel.cols)[live].tolist(), live.tolist(), strict=True))
+    found = rel.find(probe)
+    assert found.tolist() == [expected_rows.get(k, -1) for k in rel.keys(probe).tolist()]
+    values = probe[0][::20]
+    assert rel.lookup(0, values).tolist() == np.flatnonzero(np.isin(rel.cols[0], values)).tolist()

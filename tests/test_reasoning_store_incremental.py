@@ -139,3 +139,25 @@ def test_store_inferred_facts_equal_full_materialise_after_changes(
     assert _inferred(live_store) == _inferred(oracle)
     live_store.close()
     oracle.close()
+
+
+def test_control_below_a_quarter_share_makes_a_ubo_and_its_loss_unmakes_it(
+    tmp_path: Path,
+) -> None:
+    # p0 -60%-> c0 -60%-> c1 -60%-> c2: p0 controls c2 down the chain but owns only
+    # 0.6³ = 21.6% of it, under the 25% UBO threshold: p0 is a UBO of c2 by control alone
+    store = _store(tmp_path / "kg.db")
+    live = StoreReasoner.open(store, write=True)
+    chain = [(RelType.HOLDS_SHARES, "p0", "c0", 60.0), (RelType.HOLDS_SHARES, "c0", "c1", 60.0)]
+    live.apply_changes(inserted=_tables(chain))
+    assert ("beneficialOwnerOf", "p0", "c2", None) not in _inferred(store)
+    last = [(RelType.HOLDS_SHARES, "c1", "c2", 60.0)]
+    live.apply_changes(inserted=_tables(last))
+    facts = _inferred(store)
+    assert ("effectiveShare", "p0", "c2", 21.6) in facts
+    assert ("beneficialOwnerOf", "p0", "c2", None) in facts
+    live.apply_changes(deleted=_tables(last))
+    facts = _inferred(store)
+    assert not {f for f in facts if f[1:3] == ("p0", "c2")}
+    assert ("beneficialOwnerOf", "p0", "c1", None) in facts
+    store.close()
