@@ -164,9 +164,31 @@ def _schema_v3() -> list[str]:
     ]
 
 
+def _schema_v4() -> list[str]:
+    """Inferred facts move from one B-tree row each to compressed column blocks per predicate
+    and run of `src` (`kg.inferred_blocks`): writing twenty million rows through `sqlite3`
+    and indexing them took minutes. The store carries the old rows over (their premises as
+    JSON text) between these statements and `MIGRATION_CLEANUP[4]`."""
+    return [
+        "CREATE TABLE inferred_blocks (block INTEGER PRIMARY KEY, predicate INTEGER NOT NULL, "
+        "first_src INTEGER NOT NULL, last_src INTEGER NOT NULL, rows INTEGER NOT NULL, "
+        "keys BLOB NOT NULL, premises BLOB NOT NULL)",
+        "CREATE UNIQUE INDEX inferred_blocks_start ON inferred_blocks(predicate, first_src)",
+    ]
+
+
 # Migrations by the schema version they produce. A new version appends a list; existing
 # lists never change, so an old file is brought forward step by step.
-MIGRATIONS: dict[int, list[str]] = {1: _schema_v1(), 2: _schema_v2(), 3: _schema_v3()}
+MIGRATIONS: dict[int, list[str]] = {
+    1: _schema_v1(),
+    2: _schema_v2(),
+    3: _schema_v3(),
+    4: _schema_v4(),
+}
+# Statements that finish a migration after the store has moved data in Python.
+MIGRATION_CLEANUP: dict[int, list[str]] = {
+    4: ["DROP TABLE inferred", "DROP TABLE inferred_premises"],
+}
 
 GET_META = "SELECT value FROM meta WHERE key = ?"
 SET_META = (
@@ -420,10 +442,10 @@ def edge_batches(rel_type: RelType) -> str:
     return f"SELECT src, dst, key{props} FROM {rel_table(rel_type)} ORDER BY src, dst, key"
 
 
-# --- inferred facts -----------------------------------------------------------------------
-INFERRED_CLEAR_ALL = ("DELETE FROM inferred", "DELETE FROM inferred_premises")
+# --- inferred facts (schema 4: compressed blocks, see kg.inferred_blocks) -------------------
+INFERRED_CLEAR_ALL = "DELETE FROM inferred_blocks"
 INFERRED_CLEAR_PREDICATE = (
-    "DELETE FROM inferred WHERE predicate = (SELECT code FROM inferred_terms WHERE name = ?)"
+    "DELETE FROM inferred_blocks WHERE predicate = (SELECT code FROM inferred_terms WHERE name = ?)"
 )
 # Ends arrive as entity ids; the distinct ones travel as one JSON array and are resolved with
 # one indexed join, so no Python object per row. Returns the matched positions and their nids
@@ -432,50 +454,43 @@ INFERRED_RESOLVE_IDS = (
     "SELECT json_group_array(j.key), json_group_array(n.nid) "
     "FROM json_each(?) j JOIN nodes n ON n.id = j.value"
 )
+INFERRED_IDS_OF_NIDS = "SELECT n.nid, n.id FROM json_each(?) j JOIN nodes n ON n.nid = j.value"
 INFERRED_TERM_ADD = "INSERT OR IGNORE INTO inferred_terms (name) VALUES (?)"
 INFERRED_TERMS = "SELECT name, code FROM inferred_terms"
-INFERRED_NEXT_SEGMENT = "SELECT coalesce(max(segment), 0) + 1 FROM inferred_premises"
-INFERRED_SEGMENT_INSERT = (
-    "INSERT INTO inferred_premises (segment, items, size, live, body) VALUES (?, ?, ?, ?, ?)"
+INFERRED_TERM_CODE = "SELECT code FROM inferred_terms WHERE name = ?"
+INFERRED_BLOCK_INSERT = (
+    "INSERT INTO inferred_blocks (predicate, first_src, last_src, rows, keys, premises) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
 )
-INFERRED_SEGMENT_GET = "SELECT items, size, body FROM inferred_premises WHERE segment = ?"
-INFERRED_INSERT = (
-    "INSERT INTO inferred (predicate, src, dst, rule, value, segment, item) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+INFERRED_BLOCK_DELETE = "DELETE FROM inferred_blocks WHERE block = ?"
+INFERRED_BLOCK_STARTS = (
+    "SELECT block, first_src FROM inferred_blocks WHERE predicate = ? ORDER BY first_src"
 )
-# Before a batch is inserted again: drop the older rows its keys collided with.
-INFERRED_DELETE_STALE = (
-    "DELETE FROM inferred WHERE predicate = ? AND src = ? AND dst = ? AND segment IS NOT ?"
+INFERRED_BLOCK_READ = "SELECT rows, keys, premises FROM inferred_blocks WHERE block = ?"
+# The block of a src in each predicate (or one): the last one starting at or before it.
+INFERRED_BLOCKS_OF_SRC = (
+    "SELECT t.name, b.rows, b.keys, b.premises FROM inferred_terms t "
+    "JOIN inferred_blocks b ON b.block = (SELECT block FROM inferred_blocks "
+    "WHERE predicate = t.code AND first_src <= ?1 ORDER BY first_src DESC LIMIT 1) "
+    "WHERE (?2 IS NULL OR t.name = ?2) AND b.last_src >= ?1"
 )
-INFERRED_DELETE = (
-    "DELETE FROM inferred WHERE predicate = (SELECT code FROM inferred_terms WHERE name = ?) "
-    "AND src = ? AND dst = ?"
+# Predicates in name order, each block in src order (CROSS JOIN fixes the loop order).
+INFERRED_BATCH_BLOCKS = (
+    "SELECT t.name, b.rows, b.keys FROM inferred_terms t "
+    "CROSS JOIN inferred_blocks b ON b.predicate = t.code "
+    "WHERE (?1 IS NULL OR t.name = ?1) ORDER BY t.name, b.first_src"
 )
-# Predicates in name order, each a range of the clustered key (CROSS JOIN fixes the loop
-# order, so no sort of the whole table).
-INFERRED_BATCHES_ALL = (
-    "SELECT p.name, i.src, i.dst, r.name, i.value FROM inferred_terms p "
-    "CROSS JOIN inferred i ON i.predicate = p.code "
-    "JOIN inferred_terms r ON r.code = i.rule ORDER BY p.name"
-)
-INFERRED_BATCHES_PREDICATE = (
-    "SELECT p.name, i.src, i.dst, r.name, i.value FROM inferred_terms p "
-    "CROSS JOIN inferred i ON i.predicate = p.code "
-    "JOIN inferred_terms r ON r.code = i.rule WHERE p.name = ?"
-)
-INFERRED_GET = (
-    "SELECT p.name, a.id, b.id, r.name, i.premises, i.segment, i.item, i.value "
-    "FROM inferred i JOIN inferred_terms p ON p.code = i.predicate "
-    "JOIN inferred_terms r ON r.code = i.rule "
-    "JOIN nodes a ON a.nid = i.src JOIN nodes b ON b.nid = i.dst "
-    "WHERE i.src = ?1 AND (?2 IS NULL OR p.name = ?2) AND (?3 IS NULL OR i.dst = ?3) "
-    "ORDER BY p.name, b.id"
-)
-COUNT_INFERRED_ALL = "SELECT count(*) FROM inferred"
+COUNT_INFERRED_ALL = "SELECT coalesce(sum(rows), 0) FROM inferred_blocks"
 COUNT_INFERRED_PREDICATE = (
-    "SELECT count(*) FROM inferred WHERE predicate = "
+    "SELECT coalesce(sum(rows), 0) FROM inferred_blocks WHERE predicate = "
     "(SELECT code FROM inferred_terms WHERE name = ?)"
 )
+# Schema 3 rows, read once by the migration to schema 4, in their clustered order.
+INFERRED_V3_ROWS = (
+    "SELECT predicate, src, dst, rule, value, premises, segment, item FROM inferred "
+    "ORDER BY predicate, src, dst"
+)
+INFERRED_V3_SEGMENT = "SELECT items, size, body FROM inferred_premises WHERE segment = ?"
 
 # --- documents ------------------------------------------------------------------------------
 DOC_PUT = (

@@ -21,6 +21,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kg import inferred_blocks as blocks
 from kg import sql
 from kg.model import (
     NODE_SCHEMAS,
@@ -39,6 +40,8 @@ from kg.store import (
     ARROW_TYPES,
     NODE_COLUMNS,
     SCHEMA_VERSION,
+    InferredColumns,
+    Premises,
     SchemaVersionError,
     StoreCapabilities,
     StoreError,
@@ -46,13 +49,15 @@ from kg.store import (
 )
 
 _WRITE_CHUNK = 50_000
-# From this many rows, a full replace of the inferred facts rebuilds the table's secondary
-# indexes after the load instead of maintaining them row by row.
-_BULK_INFERRED = 50_000
-# Premises segments: about this much JSON text, and at most this many items, per segment
-# (reading one fact's premises decompresses its segment: ~30-50 µs, mostly per-call cost).
-_PREMISES_SEGMENT_BYTES = 64 * 1024
-_PREMISES_SEGMENT_ITEMS = 1024
+_INFERRED_BATCH_SCHEMA = pa.schema(
+    [
+        ("predicate", pa.string()),
+        ("src", pa.int64()),
+        ("dst", pa.int64()),
+        ("rule", pa.string()),
+        ("value", pa.float64()),
+    ]
+)
 # Rows per stored segment of a columnar copy (one compressed Arrow stream per column).
 _COPY_SEGMENT_ROWS = 2_000_000
 # The columnar copy of the node list (nid, id, label); edge copies are named by `_edges_copy`.
@@ -228,6 +233,7 @@ class SQLiteStore:
         concurrent_readers=True,
         fulltext_search=False,
         columnar_reads=True,
+        inferred_columns=True,
     )
 
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
@@ -354,6 +360,10 @@ class SQLiteStore:
         with self.transaction():
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 for statement in sql.MIGRATIONS[version]:
+                    conn.execute(statement)
+                if version == 4:
+                    self._carry_inferred_into_blocks()
+                for statement in sql.MIGRATION_CLEANUP.get(version, []):
                     conn.execute(statement)
                 conn.execute(sql.SET_META, ("schema_version", str(version)))
 
@@ -836,7 +846,7 @@ class SQLiteStore:
                 body = _ipc_column(column, empty.column(column))
                 conn.execute(sql.COLUMNAR_INSERT, (name, column, 0, version, 0, body))
 
-    # --- inferred facts -----------------------------------------------------------------------
+    # --- inferred facts (compressed blocks, see kg.inferred_blocks) ----------------------------
     def _inferred_ends(self, rows: pa.Table) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Node ids of the `src` and `dst` of each row (-1 where the id names no node)."""
         n = rows.num_rows
@@ -860,167 +870,211 @@ class SQLiteStore:
         nids = np.where(indices >= 0, nid_of[np.maximum(indices, 0)], -1)
         return nids[:n], nids[n:]
 
-    def _inferred_codes(
-        self, column: pa.ChunkedArray, rows: npt.NDArray[np.int64]
-    ) -> npt.NDArray[np.int64]:
-        """The `inferred_terms` code of each given row's text (new texts get a code)."""
-        encoded = column.cast(pa.string()).take(pa.array(rows)).combine_chunks().dictionary_encode()
-        names: list[str] = encoded.dictionary.to_pylist()
+    def _term_codes(self, names: Sequence[str]) -> npt.NDArray[np.int32]:
+        """The `inferred_terms` code of each name (new names get a code)."""
         conn = self._conn
-        conn.executemany(sql.INFERRED_TERM_ADD, [(name,) for name in names])
+        conn.executemany(sql.INFERRED_TERM_ADD, [(name,) for name in set(names)])
         code_of: dict[str, int] = dict(conn.execute(sql.INFERRED_TERMS).fetchall())
-        codes = np.array([code_of[name] for name in names], np.int64)
-        return np.asarray(codes[encoded.indices.to_numpy(zero_copy_only=False)], np.int64)
+        return np.array([code_of[name] for name in names], np.int32)
 
-    def _write_premises(
-        self, premises: pa.Array
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Premises JSON texts as compressed segments, in order; the segment and item of each.
+    def _column_codes(
+        self, column: pa.ChunkedArray, rows: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int32]:
+        """The `inferred_terms` code of each given row's text."""
+        encoded = column.cast(pa.string()).take(pa.array(rows)).combine_chunks().dictionary_encode()
+        codes = self._term_codes(encoded.dictionary.to_pylist())
+        return codes[encoded.indices.to_numpy(zero_copy_only=False)]
 
-        A segment holds about `_PREMISES_SEGMENT_BYTES` of text, so that `get_inferred`
-        decompresses little to read one row, and starts with the int64 offsets of its items.
-        """
-        text = pc.fill_null(premises.cast(pa.large_string()), "[]")
-        n = len(text)
-        offsets = np.frombuffer(text.buffers()[1], np.int64, count=n + 1, offset=text.offset * 8)
-        data = text.buffers()[2]
-        data_bytes = b"" if data is None else memoryview(data)
-        position = np.arange(n, dtype=np.int64)
-        by_size = (offsets[:-1] - offsets[0]) // _PREMISES_SEGMENT_BYTES
-        by_count = position // _PREMISES_SEGMENT_ITEMS
-        cuts = np.flatnonzero((np.diff(by_size) != 0) | (np.diff(by_count) != 0)) + 1
-        starts = np.concatenate([[0], cuts]).astype(np.int64)
-        stops = np.concatenate([cuts, [n]]).astype(np.int64)
+    def _insert_blocks(self, predicate: int, facts: blocks.Facts) -> None:
+        """Sorted facts of one predicate (no key twice) as new blocks."""
+        self._conn.executemany(
+            sql.INFERRED_BLOCK_INSERT,
+            ((predicate, *block) for block in blocks.encode_blocks(facts)),
+        )
+
+    def replace_inferred_columns(self, parts: Iterable[InferredColumns]) -> int:
+        """Replace every inferred fact by `parts` (see `InferredColumnWrites`): each block is
+        written once, in key order, with no index to maintain but the block starts."""
+        written = 0
+        done: set[str] = set()
+        predicate: str | None = None
+        code = 0
+        pending: blocks.Facts | None = None
+        with self.transaction():
+            self._conn.execute(sql.INFERRED_CLEAR_ALL)
+            for part in parts:
+                if part.predicate != predicate:
+                    if pending is not None and len(pending):
+                        self._insert_blocks(code, pending)
+                    if part.predicate in done:
+                        raise StoreError(
+                            f"inferred facts of {part.predicate} must arrive in consecutive parts"
+                        )
+                    done.add(part.predicate)
+                    predicate, pending = part.predicate, None
+                    code = int(self._term_codes([part.predicate])[0])
+                facts = self._coded(part)
+                if pending is not None:
+                    facts = blocks.concat_facts([pending, facts])
+                if not blocks.is_sorted(facts):
+                    raise StoreError(f"inferred facts of {part.predicate} are not in key order")
+                facts = blocks.last_of_equal_keys(facts)
+                # The last block may continue in the next part: it waits.
+                cut = int(blocks.block_cuts(facts)[-1]) if len(facts) else 0
+                if cut:
+                    self._insert_blocks(code, facts.slice(0, cut))
+                pending = facts.slice(cut, len(facts))
+                written += len(part)
+            if pending is not None and len(pending):
+                self._insert_blocks(code, pending)
+        return written
+
+    def _coded(self, part: InferredColumns) -> blocks.Facts:
+        """A part with its names turned into `inferred_terms` codes."""
+        codes = np.append(self._term_codes(list(part.names)), np.int32(-1))
+        p = part.premises
+        premises = Premises(
+            p.offsets, p.kind, codes[p.name], codes[p.rule], p.a, p.b, p.size, p.text
+        )
+        return blocks.Facts(
+            part.src.astype(np.int64),
+            part.dst.astype(np.int64),
+            codes[part.rule],
+            part.value.astype(np.float64),
+            premises,
+        )
+
+    def _merge_inferred(
+        self, predicate: int, added: blocks.Facts | None, removed: npt.NDArray[np.int64]
+    ) -> None:
+        """Upsert sorted `added` facts (no key twice) and delete the `removed` packed keys in
+        the blocks of one predicate; only the blocks they fall in are rewritten."""
         conn = self._conn
-        first = int(conn.execute(sql.INFERRED_NEXT_SEGMENT).fetchone()[0])
-        blobs = []
-        for k, (a, b) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
-            header = (offsets[a : b + 1] - offsets[a]).astype("<i8").tobytes()
-            body = header + bytes(data_bytes[offsets[a] : offsets[b]])
-            packed = pa.compress(body, codec="zstd", asbytes=True)
-            blobs.append((first + k, b - a, len(body), b - a, packed))
-        conn.executemany(sql.INFERRED_SEGMENT_INSERT, blobs)
-        segment = first + np.repeat(np.arange(len(starts), dtype=np.int64), stops - starts)
-        item = position - np.repeat(starts, stops - starts)
-        return segment, item
+        starts = conn.execute(sql.INFERRED_BLOCK_STARTS, (predicate,)).fetchall()
+        if not starts:
+            if added is not None and len(added):
+                self._insert_blocks(predicate, added)
+            return
+        block_ids = np.array([b for b, _ in starts], np.int64)
+        first_src = np.array([s for _, s in starts], np.int64)
 
-    def _premises_text(self, segment: int, item: int, cache: dict[int, tuple[int, bytes]]) -> str:
-        """One item of a premises segment (segments read in this call are kept in `cache`)."""
-        if segment not in cache:
-            found = self._conn.execute(sql.INFERRED_SEGMENT_GET, (segment,)).fetchone()
-            if found is None:
-                raise StoreError(f"store {self.path}: premises segment {segment} is missing")
-            items, size, body = found
-            cache[segment] = (items, pa.decompress(body, size, codec="zstd", asbytes=True))
-        items, raw = cache[segment]
-        bounds = np.frombuffer(raw, "<i8", count=items + 1)
-        base = 8 * (items + 1)
-        return raw[base + int(bounds[item]) : base + int(bounds[item + 1])].decode("utf-8")
+        def block_of(src: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+            return np.maximum(np.searchsorted(first_src, src, "right") - 1, 0)
 
-    def _write_inferred(self, rows: pa.Table) -> int:
-        """Upsert rows in clustered-key order, in bounded chunks, their premises in compressed
-        segments; rows whose ends are not nodes are skipped, and of rows with the same key the
-        last one wins. Returns the rows written."""
+        add_block = block_of(added.src) if added is not None else np.empty(0, np.int64)
+        del_block = block_of(removed >> np.int64(32))
+        for k in np.unique(np.concatenate([add_block, del_block])).tolist():
+            rows, keys, premises = conn.execute(
+                sql.INFERRED_BLOCK_READ, (int(block_ids[k]),)
+            ).fetchone()
+            old = blocks.decode_block(rows, keys, premises)
+            old_keys = blocks.packed_keys(old.src, old.dst)
+            parts = []
+            gone = removed[del_block == k]
+            if added is not None:
+                new = added.take(np.flatnonzero(add_block == k))
+                gone = np.concatenate([gone, blocks.packed_keys(new.src, new.dst)])
+                parts.append(new)
+            keep = np.flatnonzero(~np.isin(old_keys, gone))
+            merged = blocks.concat_facts([old.take(keep), *parts])
+            order = np.argsort(blocks.packed_keys(merged.src, merged.dst), kind="stable")
+            conn.execute(sql.INFERRED_BLOCK_DELETE, (int(block_ids[k]),))
+            if len(order):
+                self._insert_blocks(predicate, merged.take(order))
+
+    def _inferred_keys(
+        self, rows: pa.Table
+    ) -> Iterator[tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
+        """Per predicate of `rows` (whose ends are nodes): its code and the rows, sorted by
+        key (stable), with their packed keys."""
         src, dst = self._inferred_ends(rows)
         known = np.flatnonzero((src >= 0) & (dst >= 0))
         if not len(known):
-            return 0
-        predicate = self._inferred_codes(rows.column("predicate"), known)
-        rule = self._inferred_codes(rows.column("rule"), known)
-        # Appending in key order fills the clustered B-tree page by page (lexsort is stable,
-        # so the last of equal keys is the last of its run).
+            return
+        predicate = self._column_codes(rows.column("predicate"), known)
         order = np.lexsort((dst[known], src[known], predicate))
-        p_sorted, s_sorted, d_sorted = predicate[order], src[known][order], dst[known][order]
-        last = np.ones(len(order), bool)
-        last[:-1] = (
-            (p_sorted[1:] != p_sorted[:-1])
-            | (s_sorted[1:] != s_sorted[:-1])
-            | (d_sorted[1:] != d_sorted[:-1])
-        )
-        order = order[last]
-        rows_sorted = known[order]
-        predicate, rule = predicate[order], rule[order]
-        src_sorted, dst_sorted = src[rows_sorted], dst[rows_sorted]
-        segment, item = self._write_premises(
-            rows.column("premises").take(pa.array(rows_sorted)).combine_chunks()
-        )
-        value = (
-            rows.column("value").take(pa.array(rows_sorted))
-            if "value" in rows.column_names
-            else pa.nulls(len(rows_sorted), pa.float64())
-        )
-        conn = self._conn
-        for start in range(0, len(rows_sorted), _WRITE_CHUNK):
-            part = slice(start, start + _WRITE_CHUNK)
-            p, s, d, seg = (a[part].tolist() for a in (predicate, src_sorted, dst_sorted, segment))
-            rules, values = rule[part].tolist(), value.slice(start, _WRITE_CHUNK).to_pylist()
-            cols = (p, s, d, rules, values, seg, item[part].tolist())
-            inserted = conn.executemany(sql.INFERRED_INSERT, zip(*cols, strict=True)).rowcount
-            if inserted < len(p):
-                # Some keys were stored already: replace those rows (their segments are
-                # released by the delete trigger), then insert the rest of the batch.
-                conn.executemany(sql.INFERRED_DELETE_STALE, zip(p, s, d, seg, strict=True))
-                conn.executemany(sql.INFERRED_INSERT, zip(*cols, strict=True))
-        return len(rows_sorted)
+        known, predicate = known[order], predicate[order]
+        keys = blocks.packed_keys(src[known], dst[known])
+        for code in np.unique(predicate).tolist():
+            sel = predicate == code
+            yield int(code), known[sel], keys[sel]
 
-    def _clear_inferred(self) -> None:
-        conn = self._conn
-        # the segment-release triggers would fire once per row; everything goes anyway
-        for statement in (*sql.INFERRED_DROP_TRIGGERS, *sql.INFERRED_CLEAR_ALL):
-            conn.execute(statement)
-        for statement in sql.INFERRED_TRIGGERS:
-            conn.execute(statement)
+    def _write_inferred(self, rows: pa.Table) -> None:
+        """Upsert rows with JSON premises; rows whose ends are not nodes are skipped, and of
+        rows with the same key the last one wins."""
+        if not rows.num_rows:
+            return
+        src, dst = self._inferred_ends(rows)
+        premises = rows.column("premises").cast(pa.large_string()).combine_chunks()
+        value_col = (
+            rows.column("value").cast(pa.float64()).combine_chunks()
+            if "value" in rows.column_names
+            else pa.nulls(rows.num_rows, pa.float64())
+        )
+        value = np.asarray(value_col.to_numpy(zero_copy_only=False), np.float64)
+        for code, at, keys in self._inferred_keys(rows):
+            last = np.ones(len(at), bool)
+            last[:-1] = keys[1:] != keys[:-1]
+            at = at[last]
+            taken = pa.array(at)
+            facts = blocks.Facts(
+                src[at],
+                dst[at],
+                self._column_codes(rows.column("rule"), at),
+                value[at],
+                blocks.json_list_premises(pc.fill_null(premises.take(taken), "[]")),
+            )
+            self._merge_inferred(code, facts, np.empty(0, np.int64))
 
     def replace_inferred(self, rows: pa.Table, predicates: Sequence[str] | None = None) -> int:
         conn = self._conn
         with self.transaction():
             if predicates is None:
-                self._clear_inferred()
+                conn.execute(sql.INFERRED_CLEAR_ALL)
             else:
                 conn.executemany(sql.INFERRED_CLEAR_PREDICATE, [(p,) for p in predicates])
-            rebuild = predicates is None and rows.num_rows >= _BULK_INFERRED
-            if rebuild:
-                for statement in sql.INFERRED_DROP_INDEXES:
-                    conn.execute(statement)
             self._write_inferred(rows)
-            if rebuild:
-                for statement in sql.INFERRED_INDEXES:
-                    conn.execute(statement)
         return int(rows.num_rows)
 
     def apply_inferred_delta(self, added: pa.Table, removed: pa.Table) -> None:
-        conn = self._conn
         with self.transaction():
-            src, dst = self._inferred_ends(removed)
-            known = np.flatnonzero((src >= 0) & (dst >= 0))
-            if len(known):
-                predicate = removed.column("predicate").cast(pa.string())
-                conn.executemany(
-                    sql.INFERRED_DELETE,
-                    zip(
-                        predicate.take(pa.array(known)).to_pylist(),
-                        src[known].tolist(),
-                        dst[known].tolist(),
-                        strict=True,
-                    ),
-                )
+            for code, _, keys in self._inferred_keys(removed):
+                self._merge_inferred(code, None, keys)
             self._write_inferred(added)
 
     def inferred_batches(
         self, predicate: str | None = None, batch_size: int = 500_000
     ) -> Iterator[pa.Table]:
-        schema = pa.schema(
-            [
-                ("predicate", pa.string()),
-                ("src", pa.int64()),
-                ("dst", pa.int64()),
-                ("rule", pa.string()),
-                ("value", pa.float64()),
-            ]
-        )
-        if predicate is None:
-            return self._stream(sql.INFERRED_BATCHES_ALL, (), schema, batch_size)
-        return self._stream(sql.INFERRED_BATCHES_PREDICATE, (predicate,), schema, batch_size)
+        with self._snapshot() as conn:
+            name_of = {code: name for name, code in conn.execute(sql.INFERRED_TERMS)}
+            cursor = conn.execute(sql.INFERRED_BATCH_BLOCKS, (predicate,))
+            pending: list[pa.Table] = []
+            size = 0
+            for pred, rows, keys in cursor:
+                src, dst, rule, value = blocks.decode_keys(keys, rows)
+                codes, index = np.unique(rule, return_inverse=True)
+                pending.append(
+                    pa.table(
+                        {
+                            "predicate": pa.array([pred] * rows, pa.string()),
+                            "src": src,
+                            "dst": dst,
+                            "rule": pa.array([name_of[int(c)] for c in codes], pa.string()).take(
+                                pa.array(index.astype(np.int64))
+                            ),
+                            "value": pa.array(value, pa.float64(), from_pandas=True),
+                        },
+                        schema=_INFERRED_BATCH_SCHEMA,
+                    )
+                )
+                size += rows
+                while size >= batch_size:
+                    table = pa.concat_tables(pending).combine_chunks()
+                    yield table.slice(0, batch_size)
+                    rest = table.slice(batch_size)
+                    pending, size = [rest], rest.num_rows
+            if size:
+                yield pa.concat_tables(pending).combine_chunks()
 
     def get_inferred(
         self, src: str, predicate: str | None = None, dst: str | None = None
@@ -1028,27 +1082,112 @@ class SQLiteStore:
         src_id = self.resolve(src)
         if src_id is None:
             return []
-        src_nid = self._conn.execute(sql.NID_BY_ID, (src_id,)).fetchone()[0]
+        conn = self._conn
+        src_nid = int(conn.execute(sql.NID_BY_ID, (src_id,)).fetchone()[0])
         dst_nid = None
         if dst is not None:
             dst_id = self.resolve(dst)
             if dst_id is None:
                 return []
-            dst_nid = self._conn.execute(sql.NID_BY_ID, (dst_id,)).fetchone()[0]
-        facts = []
-        segments: dict[int, tuple[int, bytes]] = {}
-        for pred, a, b, rule, inline, segment, item, value in self._conn.execute(
-            sql.INFERRED_GET, (src_nid, predicate, dst_nid)
+            dst_nid = int(conn.execute(sql.NID_BY_ID, (dst_id,)).fetchone()[0])
+        found: list[tuple[str, blocks.Facts, npt.NDArray[np.int64]]] = []
+        nids: list[npt.NDArray[np.int64]] = []
+        for pred, rows, keys, premises in conn.execute(
+            sql.INFERRED_BLOCKS_OF_SRC, (src_nid, predicate)
         ):
-            # rows carried over from schema 1 keep their premises inline
-            text = inline if segment is None else self._premises_text(segment, item, segments)
-            facts.append(InferredFact(pred, a, b, rule, tuple(json.loads(text)), value))
-        return facts
+            s, d, rule, value = blocks.decode_keys(keys, rows)
+            at = np.arange(*np.searchsorted(s, [src_nid, src_nid + 1]), dtype=np.int64)
+            if dst_nid is not None:
+                at = at[d[at] == dst_nid]
+            if not len(at):
+                continue
+            facts = blocks.Facts(s, d, rule, value, blocks.decode_premises(premises))
+            found.append((pred, facts, at))
+            nids += [d[at], blocks.premise_nids(facts.premises, at)]
+        if not found:
+            return []
+        wanted = np.unique(np.concatenate([np.array([src_nid], np.int64), *nids]))
+        id_of = dict(conn.execute(sql.INFERRED_IDS_OF_NIDS, (json.dumps(wanted.tolist()),)))
+        name_of = {code: name for name, code in conn.execute(sql.INFERRED_TERMS)}
+        out = []
+        for pred, facts, at in found:
+            for row in at.tolist():
+                b = id_of.get(int(facts.dst[row]))
+                if b is None:
+                    continue
+                value = float(facts.value[row])
+                out.append(
+                    InferredFact(
+                        pred,
+                        id_of[src_nid],
+                        b,
+                        name_of[int(facts.rule[row])],
+                        tuple(blocks.render_premises(facts.premises, row, name_of, id_of.get)),
+                        None if np.isnan(value) else value,
+                    )
+                )
+        out.sort(key=lambda f: (f.predicate, f.dst))
+        return out
 
     def count_inferred(self, predicate: str | None = None) -> int:
         if predicate is None:
             return int(self._conn.execute(sql.COUNT_INFERRED_ALL).fetchone()[0])
         return int(self._conn.execute(sql.COUNT_INFERRED_PREDICATE, (predicate,)).fetchone()[0])
+
+    def _carry_inferred_into_blocks(self) -> None:
+        """Migration to schema 4: the schema-3 rows become blocks, premises kept as JSON."""
+        conn = self._conn
+        cursor = conn.cursor()
+        cursor.execute(sql.INFERRED_V3_ROWS)
+        segments: dict[int, tuple[int, bytes]] = {}
+        pending: list[tuple[Any, ...]] = []
+        predicate: int | None = None
+
+        def flush() -> None:
+            if not pending:
+                return
+            cols = list(zip(*pending, strict=True))
+            texts = [
+                inline if segment is None else self._v3_premises(segment, item, segments)
+                for inline, segment, item in zip(cols[5], cols[6], cols[7], strict=True)
+            ]
+            facts = blocks.Facts(
+                np.array(cols[1], np.int64),
+                np.array(cols[2], np.int64),
+                np.array(cols[3], np.int32),
+                np.array([np.nan if v is None else v for v in cols[4]], np.float64),
+                blocks.json_list_premises(pa.array(texts, pa.large_string())),
+            )
+            assert predicate is not None
+            self._insert_blocks(predicate, facts)
+            pending.clear()
+
+        while True:
+            chunk = cursor.fetchmany(100_000)
+            if not chunk:
+                break
+            for row in chunk:
+                # a block never splits one src: flush only between predicates or srcs
+                if pending and (
+                    row[0] != predicate
+                    or (len(pending) >= blocks.BLOCK_ROWS and row[1] != pending[-1][1])
+                ):
+                    flush()
+                predicate = row[0]
+                pending.append(row)
+        flush()
+
+    def _v3_premises(self, segment: int, item: int, cache: dict[int, tuple[int, bytes]]) -> str:
+        """One premises text of a schema-3 segment (a few decoded segments are kept)."""
+        if segment not in cache:
+            if len(cache) > 64:
+                cache.clear()
+            items, size, body = self._conn.execute(sql.INFERRED_V3_SEGMENT, (segment,)).fetchone()
+            cache[segment] = (items, pa.decompress(body, size, codec="zstd", asbytes=True))
+        items, raw = cache[segment]
+        bounds = np.frombuffer(raw, "<i8", count=items + 1)
+        base = 8 * (items + 1)
+        return raw[base + int(bounds[item]) : base + int(bounds[item + 1])].decode("utf-8")
 
     # --- documents ---------------------------------------------------------------------------
     def put_document(self, collection: str, key: str, body: dict[str, Any]) -> None:

@@ -1,8 +1,8 @@
-"""The SQLite layout of inferred facts: integer codes, premises in compressed segments.
+"""The SQLite layout of inferred facts: compressed blocks per predicate and run of src.
 
-Premises JSON leaves the row for zstd-compressed segments; these tests pin down that every
-fact reads back with exactly the premises it was written with, that replaced and retracted
-facts release their segments, and that a schema-1 file keeps its inferred facts.
+These tests pin down that every fact reads back with exactly the premises it was written
+with, that replaced and retracted facts leave no block behind, and that files of schema 1
+and 3 keep their inferred facts.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def _rows(*facts: tuple[str, str, str, str, list[dict[str, object]], float | Non
     )
 
 
-def _segments(store: SQLiteStore) -> int:
-    return int(store._conn.execute("SELECT count(*) FROM inferred_premises").fetchone()[0])
+def _blocks(store: SQLiteStore) -> int:
+    return int(store._conn.execute("SELECT count(*) FROM inferred_blocks").fetchone()[0])
 
 
 @pytest.fixture()
@@ -64,10 +64,10 @@ def _edge(src: str, dst: str, key: str) -> dict[str, object]:
     return {"kind": "edge", "type": "GUARANTEES", "src": src, "dst": dst, "key": key}
 
 
-def test_every_fact_reads_back_its_own_premises_across_many_segments(
+def test_every_fact_reads_back_its_own_premises_across_many_blocks(
     people: SQLiteStore,
 ) -> None:
-    # 40 x 39 facts with premises of ~2 KB each: far more than one 64 KiB segment
+    # 40 x 39 facts with premises of ~2 KB each: more than one block of 1,024 facts
     facts = []
     for i in range(40):
         for j in range(40):
@@ -76,28 +76,28 @@ def test_every_fact_reads_back_its_own_premises_across_many_segments(
                 premises = [_edge(f"p{i}", f"p{j}", note), {"kind": "node", "id": f"p{j}"}]
                 facts.append(("guaranteesVia", f"p{i}", f"p{j}", f"rule_{i % 3}", premises, None))
     people.replace_inferred(_rows(*facts))
-    assert _segments(people) > 1
+    assert _blocks(people) > 1
     assert people.count_inferred() == len(facts)
     for pred, src, dst, rule, premises, _ in facts[::37]:
         (fact,) = people.get_inferred(src, pred, dst)
         assert (fact.rule, list(fact.premises)) == (rule, premises)
 
 
-def test_a_rewritten_fact_has_the_new_premises_and_frees_the_old_segment(
+def test_a_rewritten_fact_has_the_new_premises_and_leaves_no_old_copy(
     people: SQLiteStore,
 ) -> None:
     people.replace_inferred(_rows(("controls", "p1", "p2", "old", [_edge("p1", "p2", "a")], 1.0)))
-    assert _segments(people) == 1
+    assert _blocks(people) == 1
     people.apply_inferred_delta(
         _rows(("controls", "p1", "p2", "new", [_edge("p1", "p2", "b")], 2.0)),
         INFERRED.empty_table(),
     )
     (fact,) = people.get_inferred("p1", "controls", "p2")
     assert (fact.rule, fact.premises, fact.value) == ("new", (_edge("p1", "p2", "b"),), 2.0)
-    assert _segments(people) == 1  # the first segment had no other row
+    assert (_blocks(people), people.count_inferred()) == (1, 1)
 
 
-def test_a_segment_stays_while_any_of_its_facts_does(people: SQLiteStore) -> None:
+def test_a_block_stays_while_any_of_its_facts_does(people: SQLiteStore) -> None:
     people.replace_inferred(
         _rows(
             ("controls", "p1", "p2", "r", [_edge("p1", "p2", "a")], None),
@@ -106,14 +106,14 @@ def test_a_segment_stays_while_any_of_its_facts_does(people: SQLiteStore) -> Non
     )
     gone = _rows(("controls", "p1", "p2", "r", [], None))
     people.apply_inferred_delta(INFERRED.empty_table(), gone)
-    assert _segments(people) == 1
+    assert _blocks(people) == 1
     assert [f.premises for f in people.get_inferred("p1", "controls")] == [
         (_edge("p1", "p3", "a"),)
     ]
     people.apply_inferred_delta(
         INFERRED.empty_table(), _rows(("controls", "p1", "p3", "r", [], None))
     )
-    assert (_segments(people), people.count_inferred()) == (0, 0)
+    assert (_blocks(people), people.count_inferred()) == (0, 0)
 
 
 def test_the_last_of_equal_keys_in_one_batch_wins(people: SQLiteStore) -> None:
