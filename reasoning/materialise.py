@@ -35,12 +35,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kg.model import NODE_SCHEMAS, REL_SCHEMAS, Label, RelType
-from kg.store import GraphStore
+from kg.store import GraphStore, InferredColumns, InferredColumnWrites
 from reasoning.datalog import Comparison, Negation, Rule, builtin_rules_path, load_rules
 from reasoning.engine import EXPLICIT, Array, Engine, RunStats
 from reasoning.owl import compile_owl, load_ontology, ontology_rules
 from reasoning.ownership import beneficial_owners, effective_ownership
-from reasoning.premises import PremiseWriter, SourceChunk, SourceRefs, json_quote
+from reasoning.premises import (
+    PremiseRecords,
+    PremiseWriter,
+    SourceChunk,
+    SourceRefs,
+    json_quote,
+)
 
 IntArray = npt.NDArray[np.int64]
 
@@ -73,6 +79,13 @@ EDGE_PREDICATES: dict[RelType, frozenset[str]] = {
 }
 OWNERSHIP_RULE = "ownership:effective_share"
 UBO_RULE = "ownership:beneficial_owner"
+# The one premise of every effective share: the system of equations it was solved from.
+SHARE_PREMISE = {
+    "kind": "derived",
+    "predicate": "sharePct",
+    "args": [],
+    "rule": "linear system over all HOLDS_SHARES edges",
+}
 _INFERRED_FIELDS: list[tuple[str, pa.DataType]] = [
     ("predicate", pa.string()),
     ("src", pa.string()),
@@ -277,6 +290,62 @@ class KnowledgeGraphFacts:
                 yield self.rows_table(writer, pred, rows[start : start + slice_rows])
         yield self.ownership_table()
 
+    def inferred_columns(
+        self, ownership: bool = True, slice_rows: int = 500_000
+    ) -> Iterator[InferredColumns]:
+        """`inferred_parts` for a store that takes `InferredColumns`: node ids, premises as
+        records, each predicate in (src, dst) order and in slices built as they are asked for."""
+        records = PremiseRecords(self.premise_writer(), self.ids.is_valid().to_numpy(False))
+        for pred, rel in self.engine.relations.items():
+            if not self.writable(pred):
+                continue
+            rows = rel.live_rows()
+            rows = rows[rel.rule[rows] != EXPLICIT]
+            src, dst = rel.cols[0][rows], rel.cols[1][rows]
+            rows = rows[records.nodes(src) & records.nodes(dst)]
+            # key order; of equal keys (a ternary fact with two values) the last row wins
+            order = np.argsort((rel.cols[0][rows] << 32) | rel.cols[1][rows], kind="stable")
+            rows = rows[order]
+            for start in range(0, len(rows), slice_rows):
+                part = rows[start : start + slice_rows]
+                value = rel.cols[2][part] if rel.arity == 3 else np.full(len(part), np.nan)
+                yield InferredColumns(
+                    pred,
+                    rel.cols[0][part],
+                    rel.cols[1][part],
+                    records.rule_names(rel.rule[part]),
+                    value.astype(np.float64),
+                    records.premises(pred, part),
+                    tuple(records.names),
+                )
+        if ownership:
+            yield from self.ownership_columns(records)
+
+    def ownership_columns(self, records: PremiseRecords) -> Iterator[InferredColumns]:
+        """`ownership_table` as `InferredColumns`."""
+        table = self.ownership_table()
+        nid_of = {n: k for k, n in enumerate(self.ids.to_pylist()) if n is not None}
+        for pred, rule, premises in (
+            ("effectiveShare", OWNERSHIP_RULE, 1),
+            ("beneficialOwnerOf", UBO_RULE, 0),
+        ):
+            rows = table.filter(pc.equal(table.column("predicate"), pred))
+            src = np.array([nid_of[i] for i in rows.column("src").to_pylist()], np.int64)
+            dst = np.array([nid_of[i] for i in rows.column("dst").to_pylist()], np.int64)
+            order = np.lexsort((dst, src))
+            n = len(order)
+            value = rows.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
+            share = records.constant(SHARE_PREMISE if premises else None, n)
+            yield InferredColumns(
+                pred,
+                src[order],
+                dst[order],
+                np.full(n, records.name(rule), np.int32),
+                value[order],
+                share,
+                tuple(records.names),
+            )
+
     def rows_table(self, writer: PremiseWriter, pred: str, rows: IntArray) -> pa.Table:
         """Rows of one stored predicate in the store's inferred layout."""
         rel = self.engine.relations[pred]
@@ -318,16 +387,7 @@ class KnowledgeGraphFacts:
         controls = self.engine.rows("controls")
         ctl = (controls[0], controls[1]) if controls else None
         ubo_p, ubo_c = beneficial_owners(eff, ctl, persons)
-        share_rule = json.dumps(
-            [
-                {
-                    "kind": "derived",
-                    "predicate": "sharePct",
-                    "args": [],
-                    "rule": "linear system over all HOLDS_SHARES edges",
-                }
-            ]
-        )
+        share_rule = json.dumps([SHARE_PREMISE])
         n, m = len(eff.person), len(ubo_p)
         constant = np.zeros(n + m, np.int64)
         constant[n:] = 1
@@ -493,8 +553,60 @@ def materialise(
     stage("fixpoint")
     say(f"fixpoint: {stats.derived} facts in {stats.iterations} rounds")
     say(f"writing {stats.derived} inferred facts")
+    if store.capabilities.inferred_columns and isinstance(store, InferredColumnWrites):
+        per_pred, building, writing = _write_columns(store, kg, ownership)
+    else:
+        per_pred, building, writing = _write_tables(store, kg, ownership)
+    written = sum(per_pred.values())
+    stage("premises+write")
+    # the same span by what it spent on: building derivations, and the store's writes
+    # (the rest, counting facts per predicate and the commit, stays in the total)
+    stages["premises"], stages["write"] = building, writing
+    summary = ReasoningSummary(
+        facts_in=kg.facts_in,
+        inferred=stats.derived,
+        written=written,
+        iterations=stats.iterations,
+        seconds=time.perf_counter() - start,
+        per_predicate=per_pred,
+        stages=stages,
+    )
+    say("done")
+    return summary
+
+
+def _write_columns(
+    store: InferredColumnWrites, kg: KnowledgeGraphFacts, ownership: bool
+) -> tuple[dict[str, int], float, float]:
+    """Replace the inferred facts through `replace_inferred_columns`; returns the facts per
+    predicate and the seconds spent building parts and writing them."""
     per_pred: dict[str, int] = {}
-    written = 0
+    building = 0.0
+    total = time.perf_counter()
+
+    def parts() -> Iterator[InferredColumns]:
+        nonlocal building
+        source = kg.inferred_columns(ownership)
+        while True:
+            t0 = time.perf_counter()
+            part = next(source, None)
+            building += time.perf_counter() - t0
+            if part is None:
+                return
+            if len(part):
+                per_pred[part.predicate] = per_pred.get(part.predicate, 0) + len(part)
+                yield part
+
+    store.replace_inferred_columns(parts())
+    return per_pred, building, time.perf_counter() - total - building
+
+
+def _write_tables(
+    store: GraphStore, kg: KnowledgeGraphFacts, ownership: bool
+) -> tuple[dict[str, int], float, float]:
+    """Replace the inferred facts through `replace_inferred` and `apply_inferred_delta`
+    (premises as JSON); returns as `_write_columns`."""
+    per_pred: dict[str, int] = {}
     empty = INFERRED_SCHEMA.empty_table()
     # Derivations are built slice by slice as they are written, inside one transaction:
     # the store switches to the new facts all at once, and memory stays bounded.
@@ -522,7 +634,6 @@ def materialise(
             t0 = time.perf_counter()
             store.apply_inferred_delta(part, empty)
             writing += time.perf_counter() - t0
-            written += part.num_rows
             counts = part.group_by("predicate").aggregate([("predicate", "count")])
             for predicate, count in zip(
                 counts.column("predicate").to_pylist(),
@@ -530,18 +641,4 @@ def materialise(
                 strict=True,
             ):
                 per_pred[predicate] = per_pred.get(predicate, 0) + count
-    stage("premises+write")
-    # the same span by what it spent on: building derivations, and the store's writes
-    # (the rest, counting facts per predicate and the commit, stays in the total)
-    stages["premises"], stages["write"] = building, writing
-    summary = ReasoningSummary(
-        facts_in=kg.facts_in,
-        inferred=stats.derived,
-        written=written,
-        iterations=stats.iterations,
-        seconds=time.perf_counter() - start,
-        per_predicate=per_pred,
-        stages=stages,
-    )
-    say("done")
-    return summary
+    return per_pred, building, writing

@@ -17,6 +17,8 @@ import pytest
 from kg import sql
 from kg.model import Label, RelType
 from kg.sqlite_store import SQLiteStore
+from ingest.generator import generate_bank
+from ingest.pipeline import ingest_directory
 from kg.store import SCHEMA_VERSION
 from reasoning.materialise import load_graph, materialise
 from reasoning.provenance import explain
@@ -232,4 +234,38 @@ def test_materialised_premises_read_back_exactly_as_derived(tmp_path: Path) -> N
     tree = explain(store, "a", "controls", "x")
     assert tree is not None
     assert {(leaf.source, leaf.line) for leaf in tree.leaves()} == {("s.csv", 2)}
+    store.close()
+
+
+def test_a_generated_bank_reads_back_every_derivation_the_reasoner_spells_as_json(
+    tmp_path: Path,
+) -> None:
+    # The structured write must render, fact by fact, the JSON derivations of the reasoner
+    # (the path every other store takes): same facts, rules, values and premises.
+    generate_bank(tmp_path, customers=1500, seed=11, bad_rows=False, progress=False)
+    store = SQLiteStore(tmp_path / "kg.db")
+    ingest_directory(store, tmp_path)
+    summary = materialise(store)
+    kg = load_graph(store)
+    kg.engine.run()
+    expected = kg.inferred_table().to_pylist()
+    assert summary.written == store.count_inferred() == len(expected)
+    kinds = set()
+    by_src: dict[str, list[dict[str, object]]] = {}
+    for row in expected:
+        by_src.setdefault(row["src"], []).append(row)
+    for src, rows in by_src.items():
+        stored = {(f.predicate, f.dst): f for f in store.get_inferred(src)}
+        assert len(stored) == len(rows)
+        for row in rows:
+            fact = stored[(row["predicate"], row["dst"])]
+            premises = json.loads(row["premises"])
+            assert (fact.rule, list(fact.premises)) == (row["rule"], premises)
+            assert fact.value == (None if row["value"] is None else pytest.approx(row["value"]))
+            kinds |= {p["kind"] for p in premises}
+    assert kinds == {"edge", "node", "inferred", "derived"}  # every shape was exercised
+    batches = pa.concat_tables(store.inferred_batches(batch_size=1000))
+    assert sorted(zip(*(batches.column(c).to_pylist() for c in ("predicate", "rule")))) == sorted(
+        (row["predicate"], row["rule"]) for row in expected
+    )
     store.close()
