@@ -55,7 +55,26 @@ class Facts:
         )
 
     def slice(self, start: int, stop: int) -> Facts:
-        return self.take(np.arange(start, stop, dtype=np.int64))
+        """Rows [start, stop) without copying."""
+        p = self.premises
+        lo, hi = int(p.offsets[start]), int(p.offsets[stop])
+        premises = Premises(
+            p.offsets[start : stop + 1] - lo,
+            p.kind[lo:hi],
+            p.name[lo:hi],
+            p.rule[lo:hi],
+            p.a[lo:hi],
+            p.b[lo:hi],
+            p.size[lo:hi],
+            p.text.slice(lo, hi - lo),
+        )
+        return Facts(
+            self.src[start:stop],
+            self.dst[start:stop],
+            self.rule[start:stop],
+            self.value[start:stop],
+            premises,
+        )
 
 
 def empty_premises(n: int = 0) -> Premises:
@@ -225,7 +244,8 @@ def encode_premises(p: Premises) -> bytes:
             text.buffers()[1], np.int64, count=m + 1, offset=text.offset * 8
         )
         data = text.buffers()[2]
-        text_bytes = b"" if data is None else data.to_pybytes()[text_offsets[0] : text_offsets[-1]]
+        lo, hi = int(text_offsets[0]), int(text_offsets[-1])
+        text_bytes = b"" if data is None else data.slice(lo, hi - lo).to_pybytes()
         text_offsets = text_offsets - text_offsets[0]
     else:
         text_offsets, text_bytes = np.zeros(1, np.int64), b""

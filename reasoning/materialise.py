@@ -49,6 +49,7 @@ from reasoning.premises import (
 )
 
 IntArray = npt.NDArray[np.int64]
+OwnershipFacts = tuple[IntArray, IntArray, npt.NDArray[np.float64]]
 
 ROLE_PREDICATES: dict[str, str] = {
     "legal_representative": "legalRepresentativeOf",
@@ -323,26 +324,20 @@ class KnowledgeGraphFacts:
 
     def ownership_columns(self, records: PremiseRecords) -> Iterator[InferredColumns]:
         """`ownership_table` as `InferredColumns`."""
-        table = self.ownership_table()
-        nid_of = {n: k for k, n in enumerate(self.ids.to_pylist()) if n is not None}
-        for pred, rule, premises in (
-            ("effectiveShare", OWNERSHIP_RULE, 1),
-            ("beneficialOwnerOf", UBO_RULE, 0),
+        share, ubo = self.ownership_facts()
+        for pred, rule, premise, (src, dst, value) in (
+            ("effectiveShare", OWNERSHIP_RULE, SHARE_PREMISE, share),
+            ("beneficialOwnerOf", UBO_RULE, None, ubo),
         ):
-            rows = table.filter(pc.equal(table.column("predicate"), pred))
-            src = np.array([nid_of[i] for i in rows.column("src").to_pylist()], np.int64)
-            dst = np.array([nid_of[i] for i in rows.column("dst").to_pylist()], np.int64)
             order = np.lexsort((dst, src))
             n = len(order)
-            value = rows.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
-            share = records.constant(SHARE_PREMISE if premises else None, n)
             yield InferredColumns(
                 pred,
                 src[order],
                 dst[order],
                 np.full(n, records.name(rule), np.int32),
                 value[order],
-                share,
+                records.constant(premise, n),
                 tuple(records.names),
             )
 
@@ -375,11 +370,13 @@ class KnowledgeGraphFacts:
             schema=INFERRED_SCHEMA,
         )
 
-    def ownership_table(self) -> pa.Table:
-        """Effective shares (percent) of natural persons and their UBO facts."""
+    def ownership_facts(self) -> tuple[OwnershipFacts, OwnershipFacts]:
+        """(person, company, percent) of effective shares of natural persons, and (person,
+        company, NaN) of their UBO facts, as nids."""
         persons = self.labels.get(Label.PERSON, np.empty(0, np.int64))
         if not self.shares:
-            return INFERRED_SCHEMA.empty_table()
+            none = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64))
+            return none, none
         holder = np.concatenate([s[0] for s in self.shares])
         company = np.concatenate([s[1] for s in self.shares])
         fraction = np.concatenate([s[2] for s in self.shares])
@@ -387,19 +384,29 @@ class KnowledgeGraphFacts:
         controls = self.engine.rows("controls")
         ctl = (controls[0], controls[1]) if controls else None
         ubo_p, ubo_c = beneficial_owners(eff, ctl, persons)
+        return (
+            (eff.person, eff.company, eff.share * 100.0),
+            (ubo_p, ubo_c, np.full(len(ubo_p), np.nan)),
+        )
+
+    def ownership_table(self) -> pa.Table:
+        """Effective shares (percent) of natural persons and their UBO facts."""
+        if not self.shares:
+            return INFERRED_SCHEMA.empty_table()
+        (person, company, share), (ubo_p, ubo_c, _) = self.ownership_facts()
         share_rule = json.dumps([SHARE_PREMISE])
-        n, m = len(eff.person), len(ubo_p)
+        n, m = len(person), len(ubo_p)
         constant = np.zeros(n + m, np.int64)
         constant[n:] = 1
         return pa.table(
             {
                 "predicate": pa.array(["effectiveShare", "beneficialOwnerOf"]).take(constant),
-                "src": self.ids.take(pa.array(np.concatenate([eff.person, ubo_p]))),
-                "dst": self.ids.take(pa.array(np.concatenate([eff.company, ubo_c]))),
+                "src": self.ids.take(pa.array(np.concatenate([person, ubo_p]))),
+                "dst": self.ids.take(pa.array(np.concatenate([company, ubo_c]))),
                 "rule": pa.array([OWNERSHIP_RULE, UBO_RULE]).take(constant),
                 "premises": pa.array([share_rule, "[]"], pa.large_string()).take(constant),
                 "value": pa.array(
-                    np.concatenate([eff.share * 100.0, np.full(m, np.nan)]),
+                    np.concatenate([share, np.full(m, np.nan)]),
                     pa.float64(),
                     from_pandas=True,
                 ),

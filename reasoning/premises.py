@@ -517,7 +517,17 @@ class PremiseRecords:
         self._name_index: dict[str, int] = {}
         self._pool: list[pa.Array] = []
         self._pool_size = 0
+        self._rows: npt.NDArray[np.int32] | None = None
         self._rule_names = np.array([self.name(r.id) for r in self.engine.rules] or [-1], np.int32)
+
+    def _row_of_fid(self) -> npt.NDArray[np.int32]:
+        """Row of every fact id in its relation (a dense map: a binary search per premise
+        over relations of millions of rows cost more than the rest of the build)."""
+        if self._rows is None:
+            self._rows = np.full(self.engine.next_fid, -1, np.int32)
+            for rel in self.engine.relations.values():
+                self._rows[rel.fids] = np.arange(len(rel), dtype=np.int32)
+        return self._rows
 
     def name(self, text: str) -> int:
         """Index of a predicate, rule, type or property name in `names`."""
@@ -568,7 +578,8 @@ class PremiseRecords:
         p = self.name(pred)
         if rel is None or not len(rel):
             return self._unknown(p, n)
-        pos = np.minimum(np.searchsorted(rel.fids, fids), len(rel) - 1)
+        pos = self._row_of_fid()[fids].astype(np.int64)
+        pos = np.where((pos >= 0) & (pos < len(rel)), pos, 0)
         found = rel.fids[pos] == fids
         rows = np.where(found, pos, -1)
         parts: list[tuple[IntArray, _Forest]] = []
