@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from kg.store import PremiseKind, Premises
+from kg.store import PremiseKind, Premises, StoreError
 
 IntArray = npt.NDArray[np.int64]
 TEXT = pa.large_string()
@@ -28,7 +28,10 @@ TEXT = pa.large_string()
 BLOCK_ROWS = 1024
 BLOCK_RECORDS = 16_384
 _CODEC = pa.Codec("zstd", compression_level=1)
-_KEY_DTYPES = (np.int64, np.int64, np.int32, np.float64)
+# Node ids are stored as int32 (the reasoner's ids are below 2**31 too): a quarter less to
+# compress than int64.
+_KEY_DTYPES = ("<i4", "<i4", "<i4", "<f8")
+_NID_LIMIT = 2**31
 _EMPTY_TEXT = pa.array([], TEXT)
 
 
@@ -218,8 +221,14 @@ def _unpack(blob: bytes) -> bytes:
     return out
 
 
+def _nids(values: IntArray) -> IntArray:
+    if len(values) and (int(values.min()) < 0 or int(values.max()) >= _NID_LIMIT):
+        raise StoreError("inferred facts: node ids must lie in [0, 2**31)")
+    return values
+
+
 def encode_keys(facts: Facts) -> bytes:
-    columns = (facts.src, facts.dst, facts.rule, facts.value)
+    columns = (_nids(facts.src), _nids(facts.dst), facts.rule, facts.value)
     body = b"".join(
         np.ascontiguousarray(c, t).tobytes() for c, t in zip(columns, _KEY_DTYPES, strict=True)
     )
@@ -233,7 +242,7 @@ def decode_keys(blob: bytes, rows: int) -> tuple[IntArray, IntArray, Any, Any]:
     for dtype in _KEY_DTYPES:
         out.append(np.frombuffer(raw, dtype, count=rows, offset=at))
         at += rows * np.dtype(dtype).itemsize
-    return out[0], out[1], out[2], out[3]
+    return out[0].astype(np.int64), out[1].astype(np.int64), out[2], out[3]
 
 
 def encode_premises(p: Premises) -> bytes:
@@ -251,8 +260,8 @@ def encode_premises(p: Premises) -> bytes:
         text_offsets, text_bytes = np.zeros(1, np.int64), b""
     parts = [
         np.array([n, m, len(text_bytes)], "<i8").tobytes(),
-        np.ascontiguousarray(p.a, "<i8").tobytes(),
-        np.ascontiguousarray(p.b, "<i8").tobytes(),
+        np.ascontiguousarray(p.a, "<i4").tobytes(),
+        np.ascontiguousarray(p.b, "<i4").tobytes(),
         np.ascontiguousarray(p.offsets - p.offsets[0], "<i4").tobytes(),
         np.ascontiguousarray(p.name, "<i4").tobytes(),
         np.ascontiguousarray(p.rule, "<i4").tobytes(),
@@ -275,7 +284,7 @@ def decode_premises(blob: bytes) -> Premises:
         at += count * np.dtype(dtype).itemsize
         return arr
 
-    a, b = take("<i8", m), take("<i8", m)
+    a, b = take("<i4", m).astype(np.int64), take("<i4", m).astype(np.int64)
     offsets = take("<i4", n + 1).astype(np.int64)
     name, rule, size = take("<i4", m), take("<i4", m), take("<i4", m)
     text_offsets = take("<i4", m + 1).astype(np.int64)

@@ -437,6 +437,14 @@ def node_batches(label: Label) -> str:
     )
 
 
+def node_property_columns(label: Label, columns: list[str]) -> str:
+    """nid and the given properties (names from the label's schema) of a label's nodes."""
+    known = set(_node_props(label))
+    assert set(columns) <= known, f"unknown {label.value} properties {set(columns) - known}"
+    cols = "".join(f", {c}" for c in columns)
+    return f"SELECT nid{cols} FROM {node_table(label)} ORDER BY nid"
+
+
 def edge_batches(rel_type: RelType) -> str:
     props = "".join(f", {p}" for p in _rel_props(rel_type))
     return f"SELECT src, dst, key{props} FROM {rel_table(rel_type)} ORDER BY src, dst, key"

@@ -218,6 +218,76 @@ def _decode_props(
     return props
 
 
+def _term_codes(conn: sqlite3.Connection, names: Sequence[str]) -> npt.NDArray[np.int32]:
+    """The `inferred_terms` code of each name (new names get a code)."""
+    conn.executemany(sql.INFERRED_TERM_ADD, [(name,) for name in set(names)])
+    code_of: dict[str, int] = dict(conn.execute(sql.INFERRED_TERMS).fetchall())
+    return np.array([code_of[name] for name in names], np.int32)
+
+
+def _insert_blocks(conn: sqlite3.Connection, predicate: int, facts: blocks.Facts) -> None:
+    """Sorted facts of one predicate (no key twice) as new blocks."""
+    conn.executemany(
+        sql.INFERRED_BLOCK_INSERT,
+        ((predicate, *block) for block in blocks.encode_blocks(facts)),
+    )
+
+
+class _BlockWriter:
+    """Writes consecutive `InferredColumns` parts as blocks on one connection; the last
+    block of a part waits, since the next part of the predicate may continue its src."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.written = 0
+        self.done: set[str] = set()
+        self.predicate: str | None = None
+        self.code = 0
+        self.pending: blocks.Facts | None = None
+
+    def add(self, part: InferredColumns) -> None:
+        if part.predicate != self.predicate:
+            self.finish()
+            if part.predicate in self.done:
+                raise StoreError(
+                    f"inferred facts of {part.predicate} must arrive in consecutive parts"
+                )
+            self.done.add(part.predicate)
+            self.predicate = part.predicate
+            self.code = int(_term_codes(self.conn, [part.predicate])[0])
+        facts = self._coded(part)
+        if self.pending is not None:
+            facts = blocks.concat_facts([self.pending, facts])
+        if not blocks.is_sorted(facts):
+            raise StoreError(f"inferred facts of {part.predicate} are not in key order")
+        facts = blocks.last_of_equal_keys(facts)
+        cut = int(blocks.block_cuts(facts)[-1]) if len(facts) else 0
+        if cut:
+            _insert_blocks(self.conn, self.code, facts.slice(0, cut))
+        self.pending = facts.slice(cut, len(facts))
+        self.written += len(part)
+
+    def finish(self) -> None:
+        if self.pending is not None and len(self.pending):
+            _insert_blocks(self.conn, self.code, self.pending)
+        self.pending = None
+
+    def _coded(self, part: InferredColumns) -> blocks.Facts:
+        """A part with its names turned into `inferred_terms` codes."""
+        codes = np.append(_term_codes(self.conn, list(part.names)), np.int32(-1))
+        p = part.premises
+        premises = Premises(
+            p.offsets, p.kind, codes[p.name], codes[p.rule], p.a, p.b, p.size, p.text
+        )
+        return blocks.Facts(
+            part.src.astype(np.int64),
+            part.dst.astype(np.int64),
+            codes[part.rule],
+            part.value.astype(np.float64),
+            premises,
+        )
+
+
 class SQLiteStore:
     """The `GraphStore` on one SQLite file.
 
@@ -741,6 +811,20 @@ class SQLiteStore:
             raise StoreError(f"{rel_type.value} edges have no column(s) {', '.join(unknown)}")
         return self._columns(_edges_copy(rel_type), sql.edge_batches(rel_type), schema, wanted)
 
+    def node_property_columns(self, label: Label, columns: Sequence[str]) -> pa.Table:
+        """`nid` and the chosen properties of the nodes of a label that have a property row,
+        read from the label's table alone (no join with the node list)."""
+        label = Label(label)
+        props = NODE_SCHEMAS[label].props
+        unknown = [c for c in columns if c not in props]
+        if unknown:
+            raise StoreError(f"{label.value} nodes have no propert(ies) {', '.join(unknown)}")
+        schema = pa.schema([("nid", pa.int64())] + [(c, ARROW_TYPES[props[c]]) for c in columns])
+        with self._snapshot() as conn:
+            cursor = conn.execute(sql.node_property_columns(label, list(columns)))
+            parts = list(_tables_from_rows(cursor, schema, _COPY_SEGMENT_ROWS))
+        return pa.concat_tables(parts) if parts else schema.empty_table()
+
     def refresh_columnar_copies(self) -> None:
         """Write every copy that is missing or out of date (the end of a bulk load calls it)."""
         if not self._has_columnar or self.read_only:
@@ -872,10 +956,7 @@ class SQLiteStore:
 
     def _term_codes(self, names: Sequence[str]) -> npt.NDArray[np.int32]:
         """The `inferred_terms` code of each name (new names get a code)."""
-        conn = self._conn
-        conn.executemany(sql.INFERRED_TERM_ADD, [(name,) for name in set(names)])
-        code_of: dict[str, int] = dict(conn.execute(sql.INFERRED_TERMS).fetchall())
-        return np.array([code_of[name] for name in names], np.int32)
+        return _term_codes(self._conn, names)
 
     def _column_codes(
         self, column: pa.ChunkedArray, rows: npt.NDArray[np.int64]
@@ -887,62 +968,27 @@ class SQLiteStore:
 
     def _insert_blocks(self, predicate: int, facts: blocks.Facts) -> None:
         """Sorted facts of one predicate (no key twice) as new blocks."""
-        self._conn.executemany(
-            sql.INFERRED_BLOCK_INSERT,
-            ((predicate, *block) for block in blocks.encode_blocks(facts)),
-        )
+        _insert_blocks(self._conn, predicate, facts)
 
     def replace_inferred_columns(self, parts: Iterable[InferredColumns]) -> int:
         """Replace every inferred fact by `parts` (see `InferredColumnWrites`): each block is
         written once, in key order, with no index to maintain but the block starts."""
-        written = 0
-        done: set[str] = set()
-        predicate: str | None = None
-        code = 0
-        pending: blocks.Facts | None = None
         with self.transaction():
-            self._conn.execute(sql.INFERRED_CLEAR_ALL)
-            for part in parts:
-                if part.predicate != predicate:
-                    if pending is not None and len(pending):
-                        self._insert_blocks(code, pending)
-                    if part.predicate in done:
-                        raise StoreError(
-                            f"inferred facts of {part.predicate} must arrive in consecutive parts"
-                        )
-                    done.add(part.predicate)
-                    predicate, pending = part.predicate, None
-                    code = int(self._term_codes([part.predicate])[0])
-                facts = self._coded(part)
-                if pending is not None:
-                    facts = blocks.concat_facts([pending, facts])
-                if not blocks.is_sorted(facts):
-                    raise StoreError(f"inferred facts of {part.predicate} are not in key order")
-                facts = blocks.last_of_equal_keys(facts)
-                # The last block may continue in the next part: it waits.
-                cut = int(blocks.block_cuts(facts)[-1]) if len(facts) else 0
-                if cut:
-                    self._insert_blocks(code, facts.slice(0, cut))
-                pending = facts.slice(cut, len(facts))
-                written += len(part)
-            if pending is not None and len(pending):
-                self._insert_blocks(code, pending)
-        return written
-
-    def _coded(self, part: InferredColumns) -> blocks.Facts:
-        """A part with its names turned into `inferred_terms` codes."""
-        codes = np.append(self._term_codes(list(part.names)), np.int32(-1))
-        p = part.premises
-        premises = Premises(
-            p.offsets, p.kind, codes[p.name], codes[p.rule], p.a, p.b, p.size, p.text
-        )
-        return blocks.Facts(
-            part.src.astype(np.int64),
-            part.dst.astype(np.int64),
-            codes[part.rule],
-            part.value.astype(np.float64),
-            premises,
-        )
+            conn = self._conn
+            conn.execute(sql.INFERRED_CLEAR_ALL)
+            writer = _BlockWriter(conn)
+            # Blocks are encoded, compressed and inserted on a second thread (zstd and SQLite
+            # release the GIL) while the caller builds the next part; one part in flight.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                in_flight = None
+                for part in parts:
+                    if in_flight is not None:
+                        in_flight.result()
+                    in_flight = pool.submit(writer.add, part)
+                if in_flight is not None:
+                    in_flight.result()
+            writer.finish()
+        return writer.written
 
     def _merge_inferred(
         self, predicate: int, added: blocks.Facts | None, removed: npt.NDArray[np.int64]

@@ -32,6 +32,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from kg.model import (
+    NODE_SCHEMAS,
     REL_SCHEMAS,
     Direction,
     Edge,
@@ -227,6 +228,11 @@ class ColumnarReads(Protocol):
         chosen columns of `edge_batches` (all of them when None)."""
         ...
 
+    def node_property_columns(self, label: Label, columns: Sequence[str]) -> pa.Table:
+        """`nid` (int64, ascending) and the chosen properties of the nodes of a label that
+        have a stored property row (the others have no property)."""
+        ...
+
 
 def node_columns(store: GraphStore) -> pa.Table:
     """Columns `nid` (int64, ascending), `id`, `label` of every node, in one table.
@@ -326,3 +332,20 @@ class InferredColumnWrites(Protocol):
         continue each other in (src, dst) order; of equal keys the last wins). Returns the
         facts written."""
         ...
+
+
+def node_property_columns(store: GraphStore, label: Label, columns: Sequence[str]) -> pa.Table:
+    """`nid` and the chosen properties of the nodes of a label (nodes without any stored
+    property may be left out), ascending by nid.
+
+    From the store's own columnar read when it declares one, else from `node_batches`.
+    """
+    if store.capabilities.columnar_reads and isinstance(store, ColumnarReads):
+        return store.node_property_columns(label, columns)
+    parts = [batch.select(["nid", *columns]) for batch in store.node_batches(label)]
+    if parts:
+        return pa.concat_tables(parts)
+    fields = [("nid", pa.int64())] + [
+        (c, ARROW_TYPES[NODE_SCHEMAS[label].props[c]]) for c in columns
+    ]
+    return pa.schema(fields).empty_table()

@@ -35,7 +35,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kg.model import NODE_SCHEMAS, REL_SCHEMAS, Label, RelType
-from kg.store import GraphStore, InferredColumns, InferredColumnWrites
+from kg.store import (
+    GraphStore,
+    InferredColumns,
+    InferredColumnWrites,
+    node_columns,
+    node_property_columns,
+)
 from reasoning.datalog import Comparison, Negation, Rule, builtin_rules_path, load_rules
 from reasoning.engine import EXPLICIT, Array, Engine, RunStats
 from reasoning.owl import compile_owl, load_ontology, ontology_rules
@@ -161,33 +167,34 @@ class KnowledgeGraphFacts:
         return fids
 
     def load(self, store: GraphStore) -> None:
-        nid_parts: list[IntArray] = []
-        id_parts: list[pa.ChunkedArray] = []
-        props: dict[str, tuple[list[IntArray], list[Any]]] = {p: ([], []) for p in IDENTIFIER_PROPS}
-        labels = self._needed_labels()
-        for label in labels:
-            nids_l: list[IntArray] = []
-            for batch in store.node_batches(label):
-                nid = batch.column("nid").to_numpy().astype(np.int64)
-                nids_l.append(nid)
-                nid_parts.append(nid)
-                id_parts.append(batch.column("id"))
-                for prop in IDENTIFIER_PROPS:
-                    if prop in batch.column_names:
-                        props[prop][0].append(nid)
-                        props[prop][1].append(batch.column(prop))
-            self.labels[label] = np.concatenate(nids_l) if nids_l else np.empty(0, np.int64)
-        all_nids = np.concatenate(nid_parts) if nid_parts else np.empty(0, np.int64)
-        size = int(all_nids.max()) + 1 if len(all_nids) else 0
+        nodes = node_columns(store)
+        nid = np.asarray(nodes.column("nid").to_numpy(), np.int64)
+        size = int(nid.max()) + 1 if len(nid) else 0
         position = np.full(size, -1, np.int64)
-        position[all_nids] = np.arange(len(all_nids), dtype=np.int64)
-        all_ids = (
-            pa.chunked_array([c for part in id_parts for c in part.chunks], pa.string())
+        position[nid] = np.arange(len(nid), dtype=np.int64)
+        self.ids = (
+            nodes.column("id")
             .combine_chunks()
             .cast(pa.string())
+            .take(pa.array(position, mask=position < 0))
         )
-        self.ids = all_ids.take(pa.array(position, mask=position < 0))
         self.symbol_base = size
+        label_column = nodes.column("label")
+        props: dict[str, tuple[list[IntArray], list[Any]]] = {p: ([], []) for p in IDENTIFIER_PROPS}
+        for label in self._needed_labels():
+            mask = pc.equal(label_column, label.value).to_numpy(zero_copy_only=False)
+            self.labels[label] = nid[np.asarray(mask, bool)]
+            wanted = [
+                p
+                for p in IDENTIFIER_PROPS
+                if p in NODE_SCHEMAS[label].props and IDENTIFIER_PROPS[p] in self.needed
+            ]
+            if wanted:
+                table = node_property_columns(store, label, wanted)
+                owner = np.asarray(table.column("nid").to_numpy(), np.int64)
+                for prop in wanted:
+                    props[prop][0].append(owner)
+                    props[prop][1].append(table.column(prop))
         for label, nids in self.labels.items():
             if len(nids):
                 self.add(label.value, SourceChunk(_NO_FIDS, nids), nids)
@@ -305,7 +312,8 @@ class KnowledgeGraphFacts:
             src, dst = rel.cols[0][rows], rel.cols[1][rows]
             rows = rows[records.nodes(src) & records.nodes(dst)]
             # key order; of equal keys (a ternary fact with two values) the last row wins
-            order = np.argsort((rel.cols[0][rows] << 32) | rel.cols[1][rows], kind="stable")
+            keys = (rel.cols[0][rows] << 32) | rel.cols[1][rows]
+            order = np.argsort(keys, kind="stable" if rel.arity > 2 else None)
             rows = rows[order]
             for start in range(0, len(rows), slice_rows):
                 part = rows[start : start + slice_rows]

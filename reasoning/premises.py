@@ -600,7 +600,7 @@ class PremiseRecords:
                     if sel.any():
                         parts.append((at[sel], self._source(chunk.take(row_in[sel]))))
         if len(bare):
-            args = self._texts(self.writer.args(rel, rows[bare]))
+            args = self._args(rel, rows[bare])
             leaves = _Forest.leaves(PremiseKind.DERIVED_LEAF, p, -1, args, np.zeros_like(bare))
             parts.append((bare, leaves))
         derived = np.flatnonzero(found & ~explicit)
@@ -609,7 +609,7 @@ class PremiseRecords:
             if self.writer.stored(pred):
                 parts.append((derived, self._inferred_ref(pred, rel, drows)))
             else:
-                args = self._texts(self.writer.args(rel, drows))
+                args = self._args(rel, drows)
                 rules = self.rule_names(rel.rule[drows])
                 zeros = np.zeros_like(drows)
                 if depth < MAX_DEPTH:
@@ -619,6 +619,12 @@ class PremiseRecords:
                     leaves = _Forest.leaves(PremiseKind.DERIVED_LEAF, p, rules, args, zeros)
                     parts.append((derived, leaves))
         return _Forest.scatter(n, parts)
+
+    def _args(self, rel: Relation, rows: IntArray) -> IntArray:
+        """Text ids of the JSON args of the given rows, spelled once per distinct row (a
+        helper fact is often a premise of many facts)."""
+        distinct, inverse = np.unique(rows, return_inverse=True)
+        return self._texts(self.writer.args(rel, distinct))[inverse.ravel()]
 
     def _unknown(self, p: int, n: int) -> _Forest:
         args = self._texts(pa.array(["[]"], TEXT))[0]
