@@ -115,7 +115,8 @@ def ranges(starts: IntArray, lengths: IntArray) -> IntArray:
         return np.empty(0, np.int64)
     ends = np.cumsum(lengths)
     shift = np.repeat(starts - (ends - lengths), lengths)
-    return np.arange(total, dtype=np.int64) + shift
+    out: IntArray = np.arange(total, dtype=np.int64) + shift
+    return out
 
 
 def take_records(p: Premises, index: IntArray, offsets: IntArray) -> Premises:
@@ -207,12 +208,14 @@ def block_cuts(facts: Facts) -> IntArray:
     before = np.concatenate([[0.0], np.cumsum(weight)])[runs]
     bucket = np.floor(before).astype(np.int64)
     keep = np.concatenate([[True], bucket[1:] != bucket[:-1]])
-    return runs[keep].astype(np.int64)
+    cuts: IntArray = runs[keep].astype(np.int64)
+    return cuts
 
 
 # --- encoding -------------------------------------------------------------------------------
 def _pack(body: bytes) -> bytes:
-    return len(body).to_bytes(8, "little") + _CODEC.compress(body, asbytes=True)
+    packed: bytes = _CODEC.compress(body, asbytes=True)
+    return len(body).to_bytes(8, "little") + packed
 
 
 def _unpack(blob: bytes) -> bytes:

@@ -964,7 +964,8 @@ class SQLiteStore:
         """The `inferred_terms` code of each given row's text."""
         encoded = column.cast(pa.string()).take(pa.array(rows)).combine_chunks().dictionary_encode()
         codes = self._term_codes(encoded.dictionary.to_pylist())
-        return codes[encoded.indices.to_numpy(zero_copy_only=False)]
+        out: npt.NDArray[np.int32] = codes[encoded.indices.to_numpy(zero_copy_only=False)]
+        return out
 
     def _insert_blocks(self, predicate: int, facts: blocks.Facts) -> None:
         """Sorted facts of one predicate (no key twice) as new blocks."""

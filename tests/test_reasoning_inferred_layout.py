@@ -14,11 +14,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from ingest.generator import generate_bank
+from ingest.pipeline import ingest_directory
 from kg import sql
 from kg.model import Label, RelType
 from kg.sqlite_store import SQLiteStore
-from ingest.generator import generate_bank
-from ingest.pipeline import ingest_directory
 from kg.store import SCHEMA_VERSION
 from reasoning.materialise import load_graph, materialise
 from reasoning.provenance import explain
@@ -265,7 +265,8 @@ def test_a_generated_bank_reads_back_every_derivation_the_reasoner_spells_as_jso
             kinds |= {p["kind"] for p in premises}
     assert kinds == {"edge", "node", "inferred", "derived"}  # every shape was exercised
     batches = pa.concat_tables(store.inferred_batches(batch_size=1000))
-    assert sorted(zip(*(batches.column(c).to_pylist() for c in ("predicate", "rule")))) == sorted(
-        (row["predicate"], row["rule"]) for row in expected
+    stored_keys = zip(
+        batches.column("predicate").to_pylist(), batches.column("rule").to_pylist(), strict=True
     )
+    assert sorted(stored_keys) == sorted((row["predicate"], row["rule"]) for row in expected)
     store.close()
