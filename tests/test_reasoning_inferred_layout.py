@@ -198,6 +198,79 @@ def test_a_schema_1_store_keeps_its_inferred_facts(tmp_path: Path) -> None:
     store.close()
 
 
+def _schema_3_file(path: Path) -> list[list[dict[str, object]]]:
+    """A store file as riskgraph wrote it with schema 3: premises JSON in a zstd segment
+    (int64 offsets, then the texts), one carried-over row with its premises inline."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for version in (1, 2, 3):
+        for statement in sql.MIGRATIONS[version]:
+            conn.execute(statement)
+    conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '3')")
+    for nid, node_id in enumerate(["P1", "P2", "C1", "C2"], start=1):
+        label = "Company" if node_id.startswith("C") else "Person"
+        conn.execute("INSERT INTO nodes (nid, id, label) VALUES (?, ?, ?)", (nid, node_id, label))
+    terms = ["connectedClient", "controls", "control_majority", "r_inline", "symmetric"]
+    conn.executemany("INSERT INTO inferred_terms (name) VALUES (?)", [(t,) for t in terms])
+    code = dict(conn.execute("SELECT name, code FROM inferred_terms").fetchall())
+    premises = [
+        [_edge("P1", "C1", "")],
+        [_edge("P1", "C2", "k"), {"kind": "node", "id": "C2"}],
+        [{"kind": "inferred", "predicate": "controls", "src": "P1", "dst": "C1"}],
+    ]
+    texts = [json.dumps(p).encode() for p in premises]
+    offsets = [0]
+    for text in texts:
+        offsets.append(offsets[-1] + len(text))
+    body = b"".join(o.to_bytes(8, "little") for o in offsets) + b"".join(texts)
+    packed = pa.compress(body, codec="zstd", asbytes=True)
+    conn.execute(
+        "INSERT INTO inferred_premises (segment, items, size, live, body) VALUES (1, 3, ?, 3, ?)",
+        (len(body), packed),
+    )
+    rows = [
+        ("controls", 1, 3, "control_majority", None, 1, 0),
+        ("controls", 1, 4, "control_majority", 51.0, 1, 1),
+        ("connectedClient", 3, 4, "symmetric", None, 1, 2),
+    ]
+    conn.executemany(
+        "INSERT INTO inferred (predicate, src, dst, rule, value, segment, item) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(code[p], s, d, code[r], v, seg, item) for p, s, d, r, v, seg, item in rows],
+    )
+    inline = [_edge("P2", "C1", "x")]
+    conn.execute(
+        "INSERT INTO inferred (predicate, src, dst, rule, premises) VALUES (?, 2, 3, ?, ?)",
+        (code["controls"], code["r_inline"], json.dumps(inline)),
+    )
+    conn.close()
+    return [*premises, inline]
+
+
+def test_a_schema_3_store_keeps_its_inferred_facts_and_premises(tmp_path: Path) -> None:
+    premises = _schema_3_file(tmp_path / "v3.db")
+    store = SQLiteStore(tmp_path / "v3.db")
+    assert store.schema_version() == SCHEMA_VERSION
+    assert (store.count_inferred(), store.count_inferred("controls")) == (4, 3)
+    facts = {(f.predicate, f.src, f.dst): f for f in store.get_inferred("P1")}
+    facts |= {(f.predicate, f.src, f.dst): f for f in store.get_inferred("P2")}
+    facts |= {(f.predicate, f.src, f.dst): f for f in store.get_inferred("C1")}
+    assert {k: (f.rule, list(f.premises), f.value) for k, f in facts.items()} == {
+        ("controls", "P1", "C1"): ("control_majority", premises[0], None),
+        ("controls", "P1", "C2"): ("control_majority", premises[1], 51.0),
+        ("connectedClient", "C1", "C2"): ("symmetric", premises[2], None),
+        ("controls", "P2", "C1"): ("r_inline", premises[3], None),
+    }
+    tables = {r[0] for r in store._conn.execute("SELECT name FROM sqlite_master")}
+    assert {"inferred", "inferred_premises"}.isdisjoint(tables)
+    # the derivation of the carried-over symmetric fact still expands through its premise
+    tree = explain(store, "C1", "connectedClient", "C2")
+    assert tree is not None
+    assert [(c.predicate, c.args, c.rule) for c in tree.children] == [
+        ("controls", ["P1", "C1"], "control_majority")
+    ]
+    store.close()
+
+
 def test_materialised_premises_read_back_exactly_as_derived(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "kg.db")
     store.upsert_nodes(
