@@ -119,10 +119,13 @@ class SourceRefs:
 
     chunks: list[SourceChunk] = field(default_factory=list)
     _index: tuple[IntArray, IntArray, IntArray] | None = None
+    # the same as a dense map over the fid range when that is compact: (first fid, chunk
+    # number by fid - first, row in it)
+    _dense: tuple[int, npt.NDArray[np.int32], npt.NDArray[np.int32]] | None = None
 
     def add(self, chunk: SourceChunk) -> None:
         self.chunks.append(chunk)
-        self._index = None
+        self._index = self._dense = None
 
     def locate(self, fids: IntArray) -> tuple[IntArray, IntArray]:
         """Chunk number and row in it of each fid; chunk -1 where the fact has no source."""
@@ -134,6 +137,21 @@ class SourceRefs:
             row_in = np.concatenate([np.arange(len(c.fids), dtype=np.int64) for c in self.chunks])
             uniq, first = np.unique(all_fids, return_index=True)
             self._index = (uniq, chunk_of[first], row_in[first])
+            span = int(uniq[-1] - uniq[0]) + 1 if len(uniq) else 0
+            if len(uniq) and span <= 4 * len(uniq) + 1_000_000:
+                # a binary search per premise cost more than building the premises
+                dense_chunk = np.full(span, -1, np.int32)
+                dense_row = np.zeros(span, np.int32)
+                dense_chunk[uniq - uniq[0]] = chunk_of[first]
+                dense_row[uniq - uniq[0]] = row_in[first]
+                self._dense = (int(uniq[0]), dense_chunk, dense_row)
+        if self._dense is not None:
+            low, dense_chunk, dense_row = self._dense
+            at = fids - low
+            inside = (at >= 0) & (at < len(dense_chunk))
+            at = np.where(inside, at, 0)
+            chunk = np.where(inside, dense_chunk[at], -1).astype(np.int64)
+            return chunk, np.where(chunk >= 0, dense_row[at], 0).astype(np.int64)
         uniq, chunk_of, row_in = self._index
         if not len(uniq):
             return np.full(len(fids), -1, np.int64), np.zeros(len(fids), np.int64)
@@ -623,8 +641,12 @@ class PremiseRecords:
     def _args(self, rel: Relation, rows: IntArray) -> IntArray:
         """Text ids of the JSON args of the given rows, spelled once per distinct row (a
         helper fact is often a premise of many facts)."""
-        distinct, inverse = np.unique(rows, return_inverse=True)
-        return self._texts(self.writer.args(rel, distinct))[inverse.ravel()]
+        seen = np.zeros(len(rel), bool)
+        seen[rows] = True
+        distinct = np.flatnonzero(seen)
+        rank = np.cumsum(seen) - 1
+        ids: IntArray = self._texts(self.writer.args(rel, distinct))[rank[rows]]
+        return ids
 
     def _unknown(self, p: int, n: int) -> _Forest:
         args = self._texts(pa.array(["[]"], TEXT))[0]
@@ -718,11 +740,28 @@ class PremiseRecords:
         forest = self.lists(pred, rows)
         return self.resolve(forest)
 
+    def _text_of(self, ids: IntArray) -> pa.Array:
+        """The pool's texts by id ("" for -1), built from the non-empty ones alone: most
+        records have no text."""
+        has = ids >= 0
+        if not has.any():
+            offsets = pa.py_buffer(np.zeros(len(ids) + 1, np.int64))
+            return pa.Array.from_buffers(TEXT, len(ids), [None, offsets, pa.py_buffer(b"")])
+        pool = pa.chunked_array(self._pool, TEXT)
+        taken = _take(pool, ids[has])
+        lengths = np.zeros(len(ids), np.int64)
+        lengths[has] = pc.binary_length(taken).to_numpy(zero_copy_only=False)
+        offsets = np.zeros(len(ids) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        data = taken.buffers()[2]
+        value_offsets = taken.buffers()[1]
+        start = int(np.frombuffer(value_offsets, np.int64, count=1, offset=taken.offset * 8)[0])
+        body = data.slice(start, int(offsets[-1])) if data is not None else pa.py_buffer(b"")
+        return pa.Array.from_buffers(TEXT, len(ids), [None, pa.py_buffer(offsets), body])
+
     def resolve(self, forest: _Forest) -> Premises:
         """A forest with its text ids turned into text; the text pool starts afresh."""
-        pool = pa.chunked_array([*self._pool, pa.array([""], TEXT)], TEXT)
-        ids = np.where(forest.text >= 0, forest.text, self._pool_size)
-        text = _take(pool, ids) if len(ids) else pa.array([], TEXT)
+        text = self._text_of(forest.text)
         self._pool, self._pool_size = [], 0
         base = int(forest.offsets[0])
         end = int(forest.offsets[-1])
