@@ -86,8 +86,8 @@ def empty_premises(n: int = 0) -> Premises:
         np.empty(0, np.int8),
         np.empty(0, np.int32),
         np.empty(0, np.int32),
-        np.empty(0, np.int64),
-        np.empty(0, np.int64),
+        np.empty(0, np.int32),
+        np.empty(0, np.int32),
         np.empty(0, np.int32),
         _EMPTY_TEXT,
     )
@@ -101,8 +101,8 @@ def json_list_premises(texts: pa.Array) -> Premises:
         np.full(n, PremiseKind.JSON_LIST, np.int8),
         np.full(n, -1, np.int32),
         np.full(n, -1, np.int32),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.int64),
+        np.zeros(n, np.int32),
+        np.zeros(n, np.int32),
         np.ones(n, np.int32),
         texts.cast(TEXT),
     )
@@ -287,7 +287,7 @@ def decode_premises(blob: bytes) -> Premises:
         at += count * np.dtype(dtype).itemsize
         return arr
 
-    a, b = take("<i4", m).astype(np.int64), take("<i4", m).astype(np.int64)
+    a, b = take("<i4", m), take("<i4", m)
     offsets = take("<i4", n + 1).astype(np.int64)
     name, rule, size = take("<i4", m), take("<i4", m), take("<i4", m)
     text_offsets = take("<i4", m + 1).astype(np.int64)

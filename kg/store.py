@@ -297,8 +297,8 @@ class Premises:
     kind: npt.NDArray[np.int8]
     name: npt.NDArray[np.int32]
     rule: npt.NDArray[np.int32]
-    a: npt.NDArray[np.int64]
-    b: npt.NDArray[np.int64]
+    a: npt.NDArray[np.int32]  # node ids
+    b: npt.NDArray[np.int32]
     size: npt.NDArray[np.int32]
     text: pa.Array  # large_string, one per record ("" when unused)
 

@@ -389,14 +389,10 @@ class _Forest:
     kind: npt.NDArray[np.int8]
     name: npt.NDArray[np.int32]
     rule: npt.NDArray[np.int32]
-    a: IntArray
-    b: IntArray
+    a: npt.NDArray[np.int32]
+    b: npt.NDArray[np.int32]
     size: npt.NDArray[np.int32]
-    text: IntArray
-
-    @property
-    def items(self) -> int:
-        return len(self.offsets) - 1
+    text: npt.NDArray[np.int32]
 
     @staticmethod
     def empty(n: int) -> _Forest:
@@ -407,7 +403,7 @@ class _Forest:
         kind: int,
         name: int | npt.NDArray[np.int32],
         rule: int | npt.NDArray[np.int32],
-        text: int | IntArray,
+        text: int | npt.NDArray[np.int32],
         a: IntArray,
         b: IntArray | None = None,
     ) -> _Forest:
@@ -418,10 +414,10 @@ class _Forest:
             np.full(n, kind, np.int8),
             np.broadcast_to(np.asarray(name, np.int32), n).copy(),
             np.broadcast_to(np.asarray(rule, np.int32), n).copy(),
-            a.astype(np.int64, copy=False),
-            np.zeros(n, np.int64) if b is None else b.astype(np.int64, copy=False),
+            a.astype(np.int32),
+            np.zeros(n, np.int32) if b is None else b.astype(np.int32),
             np.ones(n, np.int32),
-            np.broadcast_to(np.asarray(text, np.int64), n).copy(),
+            np.broadcast_to(np.asarray(text, np.int32), n).copy(),
         )
 
     def _records(self, index: IntArray, offsets: IntArray) -> _Forest:
@@ -502,10 +498,10 @@ class _Forest:
             np.empty(total, np.int8),
             np.empty(total, np.int32),
             np.empty(total, np.int32),
-            np.empty(total, np.int64),
-            np.empty(total, np.int64),
             np.empty(total, np.int32),
-            np.empty(total, np.int64),
+            np.empty(total, np.int32),
+            np.empty(total, np.int32),
+            np.empty(total, np.int32),
         )
         for column in _RECORD_COLUMNS:
             target = getattr(out, column)
@@ -559,11 +555,11 @@ class PremiseRecords:
         """`names` index of each engine rule number."""
         return self._rule_names[rules.astype(np.int64)]
 
-    def _texts(self, values: pa.Array) -> IntArray:
+    def _texts(self, values: pa.Array) -> npt.NDArray[np.int32]:
         start = self._pool_size
         self._pool.append(values.cast(TEXT))
         self._pool_size += len(values)
-        return np.arange(start, self._pool_size, dtype=np.int64)
+        return np.arange(start, self._pool_size, dtype=np.int32)
 
     def constant(self, premise: dict[str, Any] | None, n: int) -> Premises:
         """n facts whose premises are the one given leaf premise (a derived fact without
@@ -638,14 +634,14 @@ class PremiseRecords:
                     parts.append((derived, leaves))
         return _Forest.scatter(n, parts)
 
-    def _args(self, rel: Relation, rows: IntArray) -> IntArray:
+    def _args(self, rel: Relation, rows: IntArray) -> npt.NDArray[np.int32]:
         """Text ids of the JSON args of the given rows, spelled once per distinct row (a
         helper fact is often a premise of many facts)."""
         seen = np.zeros(len(rel), bool)
         seen[rows] = True
         distinct = np.flatnonzero(seen)
         rank = np.cumsum(seen) - 1
-        ids: IntArray = self._texts(self.writer.args(rel, distinct))[rank[rows]]
+        ids: npt.NDArray[np.int32] = self._texts(self.writer.args(rel, distinct))[rank[rows]]
         return ids
 
     def _unknown(self, p: int, n: int) -> _Forest:
@@ -740,7 +736,7 @@ class PremiseRecords:
         forest = self.lists(pred, rows)
         return self.resolve(forest)
 
-    def _text_of(self, ids: IntArray) -> pa.Array:
+    def _text_of(self, ids: npt.NDArray[np.int32]) -> pa.Array:
         """The pool's texts by id ("" for -1), built from the non-empty ones alone: most
         records have no text."""
         has = ids >= 0
@@ -748,7 +744,7 @@ class PremiseRecords:
             offsets = pa.py_buffer(np.zeros(len(ids) + 1, np.int64))
             return pa.Array.from_buffers(TEXT, len(ids), [None, offsets, pa.py_buffer(b"")])
         pool = pa.chunked_array(self._pool, TEXT)
-        taken = _take(pool, ids[has])
+        taken = _take(pool, ids[has].astype(np.int64))
         lengths = np.zeros(len(ids), np.int64)
         lengths[has] = pc.binary_length(taken).to_numpy(zero_copy_only=False)
         offsets = np.zeros(len(ids) + 1, np.int64)
