@@ -26,6 +26,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,7 @@ from kg.store import (
 from reasoning.datalog import Comparison, Negation, Rule, builtin_rules_path, load_rules
 from reasoning.engine import EXPLICIT, Array, Engine, RunStats
 from reasoning.owl import compile_owl, load_ontology, ontology_rules
-from reasoning.ownership import beneficial_owners, effective_ownership
+from reasoning.ownership import EffectiveOwnership, beneficial_owners, effective_ownership
 from reasoning.premises import (
     PremiseRecords,
     PremiseWriter,
@@ -56,6 +57,7 @@ from reasoning.premises import (
 
 IntArray = npt.NDArray[np.int64]
 OwnershipFacts = tuple[IntArray, IntArray, npt.NDArray[np.float64]]
+Shares = tuple[IntArray, IntArray, npt.NDArray[np.float64]]
 
 ROLE_PREDICATES: dict[str, str] = {
     "legal_representative": "legalRepresentativeOf",
@@ -150,9 +152,20 @@ class KnowledgeGraphFacts:
         self.symbol_base = 0
         self.symbols: pa.Array = pa.array([], pa.string())
         self.sources: dict[str, SourceRefs] = {}
-        self.shares: list[tuple[IntArray, IntArray, npt.NDArray[np.float64]]] = []
+        self._shares: list[Shares] = []
         self.facts_in = 0
         self._entity_json: pa.Array | None = None
+        self._effective: EffectiveOwnership | None = None
+
+    @property
+    def shares(self) -> list[Shares]:
+        """Shareholdings (holder, company, fraction) for effective ownership."""
+        return self._shares
+
+    @shares.setter
+    def shares(self, value: list[Shares]) -> None:
+        self._shares = value
+        self._effective = None
 
     # --- loading --------------------------------------------------------------------------------
     def add(self, pred: str, source: SourceChunk | None, *cols: npt.ArrayLike) -> IntArray:
@@ -385,10 +398,7 @@ class KnowledgeGraphFacts:
         if not self.shares:
             none = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64))
             return none, none
-        holder = np.concatenate([s[0] for s in self.shares])
-        company = np.concatenate([s[1] for s in self.shares])
-        fraction = np.concatenate([s[2] for s in self.shares])
-        eff = effective_ownership(holder, company, fraction, persons)
+        eff = self.effective_shares()
         controls = self.engine.rows("controls")
         ctl = (controls[0], controls[1]) if controls else None
         ubo_p, ubo_c = beneficial_owners(eff, ctl, persons)
@@ -396,6 +406,17 @@ class KnowledgeGraphFacts:
             (eff.person, eff.company, eff.share * 100.0),
             (ubo_p, ubo_c, np.full(len(ubo_p), np.nan)),
         )
+
+    def effective_shares(self) -> EffectiveOwnership:
+        """Effective shares of natural persons from the loaded shareholdings (solved once
+        per load: they do not depend on the rules)."""
+        if self._effective is None:
+            persons = self.labels.get(Label.PERSON, np.empty(0, np.int64))
+            holder = np.concatenate([s[0] for s in self.shares])
+            company = np.concatenate([s[1] for s in self.shares])
+            fraction = np.concatenate([s[2] for s in self.shares])
+            self._effective = effective_ownership(holder, company, fraction, persons)
+        return self._effective
 
     def ownership_table(self) -> pa.Table:
         """Effective shares (percent) of natural persons and their UBO facts."""
@@ -564,7 +585,13 @@ def materialise(
     kg = load_graph(store, rules)
     stage("load")
     say(f"loaded {kg.facts_in} facts")
-    stats: RunStats = kg.engine.run()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # effective ownership is a sparse linear system (SciPy releases the GIL): solved
+        # beside the fixpoint, which it does not depend on
+        shares = pool.submit(kg.effective_shares) if ownership and kg.shares else None
+        stats: RunStats = kg.engine.run()
+        if shares is not None:
+            shares.result()
     stage("fixpoint")
     say(f"fixpoint: {stats.derived} facts in {stats.iterations} rounds")
     say(f"writing {stats.derived} inferred facts")
