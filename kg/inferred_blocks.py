@@ -297,15 +297,25 @@ def decode_premises(blob: bytes) -> Premises:
     return Premises(offsets, kind, name, rule, a, b, size, text)
 
 
-def encode_block(facts: Facts) -> tuple[int, int, int, bytes, bytes]:
-    """(first_src, last_src, rows, keys blob, premises blob) of one block."""
+def encode_block(facts: Facts) -> tuple[int, int, int, bytes, bytes, bytes]:
+    """(first_src, last_src, rows, srcs, keys blob, premises blob) of one block; `srcs`, the
+    distinct srcs as raw int32, tells a reader whether a src has facts in the block
+    without decompressing anything."""
     return (
         int(facts.src[0]),
         int(facts.src[-1]),
         len(facts),
+        np.unique(facts.src).astype("<i4").tobytes(),
         encode_keys(facts),
         encode_premises(facts.premises),
     )
+
+
+def holds_src(srcs: bytes, src: int) -> bool:
+    """Whether a block's `srcs` include `src`."""
+    distinct = np.frombuffer(srcs, "<i4")
+    at = int(np.searchsorted(distinct, src))
+    return at < len(distinct) and int(distinct[at]) == src
 
 
 def decode_block(rows: int, keys: bytes, premises: bytes) -> Facts:
@@ -313,7 +323,7 @@ def decode_block(rows: int, keys: bytes, premises: bytes) -> Facts:
     return Facts(src, dst, rule, value, decode_premises(premises))
 
 
-def encode_blocks(facts: Facts) -> Iterator[tuple[int, int, int, bytes, bytes]]:
+def encode_blocks(facts: Facts) -> Iterator[tuple[int, int, int, bytes, bytes, bytes]]:
     """Sorted facts of one predicate (equal keys already collapsed) as blocks."""
     cuts = block_cuts(facts)
     for start, stop in zip(cuts.tolist(), [*cuts[1:].tolist(), len(facts)], strict=True):

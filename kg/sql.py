@@ -172,7 +172,7 @@ def _schema_v4() -> list[str]:
     return [
         "CREATE TABLE inferred_blocks (block INTEGER PRIMARY KEY, predicate INTEGER NOT NULL, "
         "first_src INTEGER NOT NULL, last_src INTEGER NOT NULL, rows INTEGER NOT NULL, "
-        "keys BLOB NOT NULL, premises BLOB NOT NULL)",
+        "srcs BLOB NOT NULL, keys BLOB NOT NULL, premises BLOB NOT NULL)",
         "CREATE UNIQUE INDEX inferred_blocks_start ON inferred_blocks(predicate, first_src)",
     ]
 
@@ -465,23 +465,34 @@ INFERRED_RESOLVE_IDS = (
 INFERRED_IDS_OF_NIDS = "SELECT n.nid, n.id FROM json_each(?) j JOIN nodes n ON n.nid = j.value"
 INFERRED_TERM_ADD = "INSERT OR IGNORE INTO inferred_terms (name) VALUES (?)"
 INFERRED_TERMS = "SELECT name, code FROM inferred_terms"
-INFERRED_TERM_CODE = "SELECT code FROM inferred_terms WHERE name = ?"
+INFERRED_TERM_COUNT = "SELECT count(*) FROM inferred_terms"
 INFERRED_BLOCK_INSERT = (
-    "INSERT INTO inferred_blocks (predicate, first_src, last_src, rows, keys, premises) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO inferred_blocks (predicate, first_src, last_src, rows, srcs, keys, premises) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 INFERRED_BLOCK_DELETE = "DELETE FROM inferred_blocks WHERE block = ?"
 INFERRED_BLOCK_STARTS = (
     "SELECT block, first_src FROM inferred_blocks WHERE predicate = ? ORDER BY first_src"
 )
 INFERRED_BLOCK_READ = "SELECT rows, keys, premises FROM inferred_blocks WHERE block = ?"
-# The block of a src in each predicate (or one): the last one starting at or before it.
+# The block of a src in each predicate: the last one starting at or before it. The stored
+# predicates are found by a skip-scan of the block index (a probe per predicate).
 INFERRED_BLOCKS_OF_SRC = (
-    "SELECT t.name, b.rows, b.keys, b.premises FROM inferred_terms t "
+    "WITH RECURSIVE predicates(code) AS (SELECT min(predicate) FROM inferred_blocks "
+    "UNION ALL SELECT (SELECT min(predicate) FROM inferred_blocks WHERE predicate > code) "
+    "FROM predicates WHERE code IS NOT NULL) "
+    "SELECT b.block, b.predicate, b.rows, b.srcs, b.keys FROM predicates p "
     "JOIN inferred_blocks b ON b.block = (SELECT block FROM inferred_blocks "
-    "WHERE predicate = t.code AND first_src <= ?1 ORDER BY first_src DESC LIMIT 1) "
-    "WHERE (?2 IS NULL OR t.name = ?2) AND b.last_src >= ?1"
+    "WHERE predicate = p.code AND first_src <= ?1 ORDER BY first_src DESC LIMIT 1) "
+    "WHERE b.last_src >= ?1"
 )
+INFERRED_BLOCK_OF_SRC_PREDICATE = (
+    "SELECT b.block, b.predicate, b.rows, b.srcs, b.keys FROM inferred_blocks b "
+    "WHERE b.block = (SELECT block FROM inferred_blocks WHERE predicate = "
+    "(SELECT code FROM inferred_terms WHERE name = ?2) AND first_src <= ?1 "
+    "ORDER BY first_src DESC LIMIT 1) AND b.last_src >= ?1"
+)
+INFERRED_BLOCK_PREMISES = "SELECT premises FROM inferred_blocks WHERE block = ?"
 # Predicates in name order, each block in src order (CROSS JOIN fixes the loop order).
 INFERRED_BATCH_BLOCKS = (
     "SELECT t.name, b.rows, b.keys FROM inferred_terms t "

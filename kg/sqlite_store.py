@@ -1137,25 +1137,31 @@ class SQLiteStore:
             if dst_id is None:
                 return []
             dst_nid = int(conn.execute(sql.NID_BY_ID, (dst_id,)).fetchone()[0])
-        found: list[tuple[str, blocks.Facts, npt.NDArray[np.int64]]] = []
-        nids: list[npt.NDArray[np.int64]] = []
-        for pred, rows, keys, premises in conn.execute(
-            sql.INFERRED_BLOCKS_OF_SRC, (src_nid, predicate)
-        ):
+        found: list[tuple[int, blocks.Facts, npt.NDArray[np.int64]]] = []
+        nids: list[npt.NDArray[Any]] = []
+        query, params = (
+            (sql.INFERRED_BLOCKS_OF_SRC, (src_nid,))
+            if predicate is None
+            else (sql.INFERRED_BLOCK_OF_SRC_PREDICATE, (src_nid, predicate))
+        )
+        for block, pred, rows, srcs, keys in conn.execute(query, params).fetchall():
+            if not blocks.holds_src(srcs, src_nid):
+                continue
             s, d, rule, value = blocks.decode_keys(keys, rows)
             at = np.arange(*np.searchsorted(s, [src_nid, src_nid + 1]), dtype=np.int64)
             if dst_nid is not None:
                 at = at[d[at] == dst_nid]
             if not len(at):
                 continue
-            facts = blocks.Facts(s, d, rule, value, blocks.decode_premises(premises))
+            (body,) = conn.execute(sql.INFERRED_BLOCK_PREMISES, (block,)).fetchone()
+            facts = blocks.Facts(s, d, rule, value, blocks.decode_premises(body))
             found.append((pred, facts, at))
             nids += [d[at], blocks.premise_nids(facts.premises, at)]
         if not found:
             return []
         wanted = np.unique(np.concatenate([np.array([src_nid], np.int64), *nids]))
         id_of = dict(conn.execute(sql.INFERRED_IDS_OF_NIDS, (json.dumps(wanted.tolist()),)))
-        name_of = {code: name for name, code in conn.execute(sql.INFERRED_TERMS)}
+        name_of = self._term_names()
         out = []
         for pred, facts, at in found:
             for row in at.tolist():
@@ -1165,7 +1171,7 @@ class SQLiteStore:
                 value = float(facts.value[row])
                 out.append(
                     InferredFact(
-                        pred,
+                        name_of[pred],
                         id_of[src_nid],
                         b,
                         name_of[int(facts.rule[row])],
@@ -1175,6 +1181,16 @@ class SQLiteStore:
                 )
         out.sort(key=lambda f: (f.predicate, f.dst))
         return out
+
+    def _term_names(self) -> dict[int, str]:
+        """Names of the `inferred_terms` codes. Codes are never reused or renamed, so the
+        map is kept and read again only when a write added terms."""
+        names: dict[int, str] | None = getattr(self._local, "terms", None)
+        count = int(self._conn.execute(sql.INFERRED_TERM_COUNT).fetchone()[0])
+        if names is None or len(names) != count:
+            names = {code: name for name, code in self._conn.execute(sql.INFERRED_TERMS)}
+            self._local.terms = names
+        return names
 
     def count_inferred(self, predicate: str | None = None) -> int:
         if predicate is None:
