@@ -230,8 +230,14 @@ def unique_keys(keys: Array) -> tuple[Array, IntArray]:
 
 def first_unique(keys: Array) -> IntArray:
     """Positions of the first occurrence of each distinct key, in input order."""
-    _, first = np.unique(keys, return_index=True)
-    return np.sort(first).astype(np.int64)
+    if keys.dtype.kind not in "iu" or not len(keys):
+        _, first = np.unique(keys, return_index=True)
+        return np.sort(first).astype(np.int64)
+    # an unstable sort, then the smallest position of each run (no stable sort needed)
+    order = np.argsort(keys)
+    ordered = keys[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    return np.sort(np.minimum.reduceat(order, starts)).astype(np.int64)
 
 
 def equi_join(left: Array, right: Array) -> tuple[IntArray, IntArray]:
