@@ -14,7 +14,8 @@ unknown columns are kept as extra properties):
 - transactions: `txn_id`, `from_account`, `to_account`, `amount`, `ts`, `channel`,
   `_source`, `_line`, `_job`
 - inferred: `predicate`, `src`, `dst` (ids), `rule`, `premises` (JSON text), `value`
-  (float or null)
+  (float or null); a store with `capabilities.inferred_columns` also takes them as
+  `InferredColumns` (nids, premises as records) for a full replace
 
 Reads for analytics (`edge_batches`, `node_batches`, `inferred_batches`) stream tables with
 integer `src`/`dst`/`nid` columns (int64) instead of string ids.

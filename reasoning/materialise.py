@@ -15,9 +15,11 @@ predicates of `reasoning/rules/banking.dl`:
   `ownsAccount`, `transferredTo`, `usesDevice`
 
 Inferred binary facts, and ternary facts with a numeric value (`votingPower`), are written
-with `replace_inferred` in one transaction; helper facts of other shapes are embedded in
-the premises of the facts that use them. Effective ownership (`effectiveShare`, percent)
-and `beneficialOwnerOf` from `reasoning.ownership` are written beside them.
+in one transaction; helper facts of other shapes are embedded in the premises of the facts
+that use them. Effective ownership (`effectiveShare`, percent) and `beneficialOwnerOf` from
+`reasoning.ownership` are written beside them. A store that takes `InferredColumns` (SQLite)
+gets node ids and premises as records (`PremiseRecords`); any other gets tables with
+premises JSON through `replace_inferred` and `apply_inferred_delta`.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ a Python dict and calling `json.dumps` per fact costs more than the whole fixpoi
 bank, so the text is assembled with Arrow string kernels instead: the facts of one rule share
 their shape, and only the ids and values differ from row to row. The output is the same JSON
 the per-fact encoder wrote (numbers may print in another valid form, `25` for `25.0`).
+
+`PremiseRecords` builds the same derivations as integer records (`kg.store.Premises`) for a
+store that keeps them structured: twenty million JSON texts are never built, and a store
+renders one fact's premises when it is read.
 """
 
 from __future__ import annotations
