@@ -69,20 +69,16 @@ def _create_rel_table(rel_type: RelType) -> list[str]:
     ]
 
 
-# The secondary index of the inferred table (schema 2 on); a bulk replace drops and rebuilds
-# it, since building an index from sorted rows beats millions of random B-tree inserts.
+# The secondary index of the inferred table of schemas 2 and 3.
 INFERRED_INDEXES = ("CREATE INDEX inferred_src ON inferred(src, predicate)",)
-INFERRED_DROP_INDEXES = ("DROP INDEX inferred_src",)
-# A premises segment counts the inferred rows that point into it and goes with the last one.
-# Rows are never updated in place (a new derivation deletes the old row and inserts): an
-# update trigger would slow every upsert. A full clear drops the trigger around its delete.
+# Schemas 2 and 3: a premises segment counts the inferred rows that point into it and goes
+# with the last one.
 INFERRED_TRIGGERS = (
     "CREATE TRIGGER inferred_release_deleted AFTER DELETE ON inferred "
     "WHEN old.segment IS NOT NULL BEGIN "
     "UPDATE inferred_premises SET live = live - 1 WHERE segment = old.segment; "
     "DELETE FROM inferred_premises WHERE segment = old.segment AND live <= 0; END",
 )
-INFERRED_DROP_TRIGGERS = ("DROP TRIGGER inferred_release_deleted",)
 
 
 def _schema_v1() -> list[str]:
