@@ -305,10 +305,18 @@ def encode_block(facts: Facts) -> tuple[int, int, int, bytes, bytes, bytes]:
         int(facts.src[0]),
         int(facts.src[-1]),
         len(facts),
-        np.unique(facts.src).astype("<i4").tobytes(),
+        distinct_sorted(facts.src).astype("<i4").tobytes(),
         encode_keys(facts),
         encode_premises(facts.premises),
     )
+
+
+def distinct_sorted(values: IntArray) -> IntArray:
+    """The distinct values of a sorted array."""
+    if not len(values):
+        return values
+    out: IntArray = values[np.concatenate([[True], values[1:] != values[:-1]])]
+    return out
 
 
 def holds_src(srcs: bytes, src: int) -> bool:
