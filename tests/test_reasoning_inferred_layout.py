@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -19,7 +21,7 @@ from ingest.pipeline import ingest_directory
 from kg import sql
 from kg.model import Label, RelType
 from kg.sqlite_store import SQLiteStore
-from kg.store import SCHEMA_VERSION
+from kg.store import SCHEMA_VERSION, InferredColumns, PremiseKind, Premises, StoreError
 from reasoning.materialise import load_graph, materialise
 from reasoning.provenance import explain
 
@@ -343,3 +345,70 @@ def test_a_generated_bank_reads_back_every_derivation_the_reasoner_spells_as_jso
     )
     assert sorted(stored_keys) == sorted((row["predicate"], row["rule"]) for row in expected)
     store.close()
+
+
+def _column_part(predicate: str, pairs: list[tuple[int, int]]) -> InferredColumns:
+    """Facts `predicate(src, dst)` by nid, each resting on the GUARANTEES edge between them."""
+    n = len(pairs)
+    names = [predicate, "rule_g", "GUARANTEES"]
+    premises = Premises(
+        np.arange(n + 1, dtype=np.int64),
+        np.full(n, PremiseKind.EDGE, np.int8),
+        np.full(n, 2, np.int32),
+        np.full(n, -1, np.int32),
+        np.array([s for s, _ in pairs], np.int32),
+        np.array([d for _, d in pairs], np.int32),
+        np.ones(n, np.int32),
+        pa.array([f"g{s}-{d}" for s, d in pairs], pa.large_string()),
+    )
+    return InferredColumns(
+        predicate,
+        np.array([s for s, _ in pairs], np.int64),
+        np.array([d for _, d in pairs], np.int64),
+        np.ones(n, np.int32),
+        np.full(n, np.nan),
+        premises,
+        names,
+    )
+
+
+def _nid(store: SQLiteStore, node_id: str) -> int:
+    return int(store._conn.execute("SELECT nid FROM nodes WHERE id = ?", (node_id,)).fetchone()[0])
+
+
+def test_column_parts_read_back_with_their_structured_premises(people: SQLiteStore) -> None:
+    p1, p2, p3 = (_nid(people, f"p{i}") for i in (1, 2, 3))
+    parts = [_column_part("guaranteesVia", [(p1, p2)]), _column_part("guaranteesVia", [(p1, p3)])]
+    assert people.replace_inferred_columns(iter(parts)) == 2
+    facts = people.get_inferred("p1", "guaranteesVia")
+    assert [(f.dst, f.rule, f.premises, f.value) for f in facts] == [
+        ("p2", "rule_g", (_edge("p1", "p2", f"g{p1}-{p2}"),), None),
+        ("p3", "rule_g", (_edge("p1", "p3", f"g{p1}-{p3}"),), None),
+    ]
+
+
+def test_a_failed_column_write_leaves_the_previous_facts(people: SQLiteStore) -> None:
+    people.replace_inferred(_rows(("controls", "p1", "p2", "r", [_edge("p1", "p2", "a")], None)))
+    p3, p4 = _nid(people, "p3"), _nid(people, "p4")
+
+    def parts() -> Iterator[InferredColumns]:
+        yield _column_part("guaranteesVia", [(p3, p4)])
+        raise RuntimeError("the reasoner failed half-way")
+
+    with pytest.raises(RuntimeError):
+        people.replace_inferred_columns(parts())
+    assert people.count_inferred() == 1
+    (fact,) = people.get_inferred("p1")
+    assert (fact.predicate, fact.premises) == ("controls", (_edge("p1", "p2", "a"),))
+
+
+def test_column_parts_out_of_key_order_are_refused_and_change_nothing(
+    people: SQLiteStore,
+) -> None:
+    p1, p2, p3 = (_nid(people, f"p{i}") for i in (1, 2, 3))
+    with pytest.raises(StoreError, match="key order"):
+        people.replace_inferred_columns(iter([_column_part("guaranteesVia", [(p2, p3), (p1, p2)])]))
+    with pytest.raises(StoreError, match="consecutive"):
+        parts = [_column_part(p, [(p1, p2)]) for p in ("a", "b", "a")]
+        people.replace_inferred_columns(iter(parts))
+    assert people.count_inferred() == 0
