@@ -437,6 +437,8 @@ class _Forest:
         )
 
     def take(self, items: IntArray) -> _Forest:
+        if len(self.kind) == len(self.offsets) - 1:  # one record per item: a plain gather
+            return self._records(items, np.arange(len(items) + 1, dtype=np.int64))
         starts = self.offsets[items]
         lengths = self.offsets[items + 1] - starts
         offsets = np.zeros(len(items) + 1, np.int64)
@@ -712,9 +714,16 @@ class PremiseRecords:
             pieces.append(self.facts(pred, fids[ok], depth))
             index[ok, s] = offset + np.arange(int(ok.sum()), dtype=np.int64)
             offset += int(ok.sum())
-        joined = _Forest.concat(pieces)
         if valid.all() and len(slots) == 1:
-            return joined
+            return pieces[0]
+        if valid.all() and all(len(f.kind) == len(f.offsets) - 1 for f in pieces):
+            # every premise is one record: row i's records are column i of the pieces
+            k = len(pieces)
+            columns = [np.stack([getattr(f, c) for f in pieces], axis=1) for c in _RECORD_COLUMNS]
+            return _Forest(
+                np.arange(0, n * k + 1, k, dtype=np.int64), *(c.ravel() for c in columns)
+            )
+        joined = _Forest.concat(pieces)
         flat = index.ravel()
         return joined.take(flat[flat >= 0]).group(valid.sum(axis=1).astype(np.int64))
 
