@@ -191,24 +191,27 @@ def _void_rows(cols: Sequence[Array]) -> Array:
 
 
 def row_codes(cols: Sequence[Array]) -> Array:
-    """One key per row, equal exactly for equal rows: an int64 mixed-radix code when the
-    columns' ranges allow (sorting int64 is far faster than sorting void rows), else the
-    void rows."""
+    """One int64 key per row, equal exactly for equal rows: a mixed-radix code of the
+    columns, renumbered densely whenever it would overflow (sorting int64 is far faster than
+    sorting void rows)."""
     code = np.zeros(len(cols[0]) if cols else 0, np.int64)
     radix = 1
     for col in cols:
         if not len(col):
             return code
-        if col.dtype.kind in "iub":
-            low = int(col.min())
-            span = int(col.max()) - low + 1
-            digits = col.astype(np.int64) - low
-        else:  # floats: their rank among the distinct values (-0.0 counts as 0.0)
-            distinct, digits = np.unique(col + 0.0, return_inverse=True)
-            span = len(distinct)
+        span = int(col.max()) - int(col.min()) + 1 if col.dtype.kind in "iub" else 0
+        if 0 < span <= max(len(col), 2**31):
+            digits = col.astype(np.int64) - int(col.min())
+        else:  # floats, or ints of a wide range: their rank among the distinct values
+            values, digits = np.unique(
+                col + 0 if col.dtype.kind == "f" else col, return_inverse=True
+            )
+            span = len(values)
+        if radix * span >= 2**62:  # renumber the rows so far densely (at most n values)
+            seen, code = np.unique(code, return_inverse=True)
+            code = code.ravel().astype(np.int64)
+            radix = len(seen)
         radix *= span
-        if radix >= 2**62:
-            return _void_rows(cols)
         code = code * span + digits.ravel()
     return code
 
@@ -226,6 +229,21 @@ def unique_keys(keys: Array) -> tuple[Array, IntArray]:
     head = np.ones(len(keys), bool)
     head[1:] = ordered[1:] != ordered[:-1]
     return ordered[head], order[head].astype(np.int64)
+
+
+def unique_first_inverse(keys: Array) -> tuple[Array, IntArray, IntArray]:
+    """`np.unique(keys, return_index=True, return_inverse=True)` (first occurrences), for
+    int keys without the stable sort `return_index` costs there."""
+    if keys.dtype.kind not in "iu" or not len(keys):
+        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        return uniq, first.astype(np.int64), inverse.ravel().astype(np.int64)
+    order = np.argsort(keys)
+    ordered = keys[order]
+    head = np.concatenate([[True], ordered[1:] != ordered[:-1]])
+    starts = np.flatnonzero(head)
+    inverse = np.empty(len(keys), np.int64)
+    inverse[order] = np.cumsum(head) - 1
+    return ordered[starts], np.minimum.reduceat(order, starts).astype(np.int64), inverse
 
 
 def first_unique(keys: Array) -> IntArray:
@@ -728,8 +746,7 @@ class Engine:
             gkey: Array = np.zeros(bind.n, np.int64)
         else:
             gkey = row_codes(group_cols)
-        uniq, first, inv = np.unique(gkey, return_index=True, return_inverse=True)
-        inv = inv.ravel()
+        uniq, first, inv = unique_first_inverse(gkey)
         if agg.func == "sum":
             result = np.bincount(inv, weights=values, minlength=len(uniq))
         elif agg.func == "count":
