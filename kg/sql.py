@@ -491,7 +491,7 @@ INFERRED_BLOCK_OF_SRC_PREDICATE = (
 INFERRED_BLOCK_PREMISES = "SELECT premises FROM inferred_blocks WHERE block = ?"
 # Predicates in name order, each block in src order (CROSS JOIN fixes the loop order).
 INFERRED_BATCH_BLOCKS = (
-    "SELECT t.name, b.rows, b.keys FROM inferred_terms t "
+    "SELECT b.predicate, b.rows, b.keys FROM inferred_terms t "
     "CROSS JOIN inferred_blocks b ON b.predicate = t.code "
     "WHERE (?1 IS NULL OR t.name = ?1) ORDER BY t.name, b.first_src"
 )

@@ -218,6 +218,24 @@ def _decode_props(
     return props
 
 
+def _inferred_batch(
+    cols: Sequence[npt.NDArray[Any]], names: pa.Array, position: npt.NDArray[np.int64]
+) -> pa.Table:
+    """An `inferred_batches` table from (predicate code, src, dst, rule code, value) columns;
+    `names[position[code]]` is a term's name."""
+    predicate, src, dst, rule, value = cols
+    return pa.table(
+        {
+            "predicate": names.take(pa.array(position[predicate])),
+            "src": src,
+            "dst": dst,
+            "rule": names.take(pa.array(position[rule])),
+            "value": pa.array(value, pa.float64(), from_pandas=True),
+        },
+        schema=_INFERRED_BATCH_SCHEMA,
+    )
+
+
 def _term_codes(conn: sqlite3.Connection, names: Sequence[str]) -> npt.NDArray[np.int32]:
     """The `inferred_terms` code of each name (new names get a code)."""
     conn.executemany(sql.INFERRED_TERM_ADD, [(name,) for name in set(names)])
@@ -1093,35 +1111,25 @@ class SQLiteStore:
         self, predicate: str | None = None, batch_size: int = 500_000
     ) -> Iterator[pa.Table]:
         with self._snapshot() as conn:
-            name_of = {code: name for name, code in conn.execute(sql.INFERRED_TERMS)}
-            cursor = conn.execute(sql.INFERRED_BATCH_BLOCKS, (predicate,))
-            pending: list[pa.Table] = []
+            terms = conn.execute(sql.INFERRED_TERMS).fetchall()
+            names = pa.array([name for name, _ in terms], pa.string())
+            position = np.zeros(max((code for _, code in terms), default=0) + 1, np.int64)
+            position[[code for _, code in terms]] = np.arange(len(terms))
+            pending: list[tuple[npt.NDArray[Any], ...]] = []
             size = 0
-            for pred, rows, keys in cursor:
-                src, dst, rule, value = blocks.decode_keys(keys, rows)
-                codes, index = np.unique(rule, return_inverse=True)
-                pending.append(
-                    pa.table(
-                        {
-                            "predicate": pa.array([pred] * rows, pa.string()),
-                            "src": src,
-                            "dst": dst,
-                            "rule": pa.array([name_of[int(c)] for c in codes], pa.string()).take(
-                                pa.array(index.astype(np.int64))
-                            ),
-                            "value": pa.array(value, pa.float64(), from_pandas=True),
-                        },
-                        schema=_INFERRED_BATCH_SCHEMA,
-                    )
-                )
+            for code, rows, keys in conn.execute(sql.INFERRED_BATCH_BLOCKS, (predicate,)):
+                pending.append((np.full(rows, code, np.int32), *blocks.decode_keys(keys, rows)))
                 size += rows
-                while size >= batch_size:
-                    table = pa.concat_tables(pending).combine_chunks()
-                    yield table.slice(0, batch_size)
-                    rest = table.slice(batch_size)
-                    pending, size = [rest], rest.num_rows
+                if size >= batch_size:
+                    cols = [np.concatenate(c) for c in zip(*pending, strict=True)]
+                    whole = size - size % batch_size
+                    for start in range(0, whole, batch_size):
+                        part = [c[start : start + batch_size] for c in cols]
+                        yield _inferred_batch(part, names, position)
+                    pending, size = [tuple(c[whole:] for c in cols)], size - whole
             if size:
-                yield pa.concat_tables(pending).combine_chunks()
+                cols = [np.concatenate(c) for c in zip(*pending, strict=True)]
+                yield _inferred_batch(cols, names, position)
 
     def get_inferred(
         self, src: str, predicate: str | None = None, dst: str | None = None
