@@ -25,7 +25,7 @@ no premises; their contributors are recomputed when explained.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -519,13 +519,16 @@ class Engine:
         return pos
 
     # --- evaluation ------------------------------------------------------------------------------
-    def run(self) -> RunStats:
-        """Evaluate every stratum to its fixpoint."""
+    def run(self, after_stratum: Callable[[int], None] | None = None) -> RunStats:
+        """Evaluate every stratum to its fixpoint; `after_stratum(k)` is told when stratum k
+        (and so every one before it) is done."""
         stats = RunStats()
         start = time.perf_counter()
         before = {p: len(r) for p, r in self.relations.items()}
-        for stratum in self.strata:
+        for k, stratum in enumerate(self.strata):
             stats.iterations += self.run_stratum(stratum)
+            if after_stratum is not None:
+                after_stratum(k)
         for pred, rel in self.relations.items():
             added = len(rel) - before.get(pred, 0)
             if added:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +47,7 @@ from kg.store import (
     node_property_columns,
 )
 from reasoning.datalog import Comparison, Negation, Rule, builtin_rules_path, load_rules
-from reasoning.engine import EXPLICIT, Array, Engine, RunStats
+from reasoning.engine import EXPLICIT, Array, Engine, EngineError, RunStats
 from reasoning.owl import compile_owl, load_ontology, ontology_rules
 from reasoning.ownership import EffectiveOwnership, beneficial_owners, effective_ownership
 from reasoning.premises import (
@@ -158,6 +159,7 @@ class KnowledgeGraphFacts:
         self.facts_in = 0
         self._entity_json: pa.Array | None = None
         self._effective: EffectiveOwnership | None = None
+        self._effective_lock = threading.Lock()
 
     @property
     def shares(self) -> list[Shares]:
@@ -314,12 +316,22 @@ class KnowledgeGraphFacts:
         yield self.ownership_table()
 
     def inferred_columns(
-        self, ownership: bool = True, slice_rows: int = 500_000
+        self,
+        ownership: bool = True,
+        slice_rows: int = 500_000,
+        done: StrataDone | None = None,
     ) -> Iterator[InferredColumns]:
         """`inferred_parts` for a store that takes `InferredColumns`: node ids, premises as
-        records, each predicate in (src, dst) order and in slices built as they are asked for."""
+        records, each predicate in (src, dst) order and in slices built as they are asked for.
+
+        With `done`, the fixpoint is still running on another thread: predicates come in
+        stratum order, each once its stratum (and so every premise it can have) is done."""
         records = PremiseRecords(self.premise_writer(), self.ids.is_valid().to_numpy(False))
-        for pred, rel in self.engine.relations.items():
+        stratum_of = {p: k for k, st in enumerate(self.engine.strata) for p in st.preds}
+        for pred in sorted(self.engine.relations, key=lambda p: stratum_of.get(p, -1)):
+            if done is not None:
+                done.wait(stratum_of.get(pred, -1))
+            rel = self.engine.relations[pred]
             if not self.writable(pred):
                 continue
             rows = rel.live_rows()
@@ -343,6 +355,8 @@ class KnowledgeGraphFacts:
                     tuple(records.names),
                 )
         if ownership:
+            if done is not None:
+                done.wait(len(self.engine.strata) - 1)
             yield from self.ownership_columns(records)
 
     def ownership_columns(self, records: PremiseRecords) -> Iterator[InferredColumns]:
@@ -412,13 +426,14 @@ class KnowledgeGraphFacts:
     def effective_shares(self) -> EffectiveOwnership:
         """Effective shares of natural persons from the loaded shareholdings (solved once
         per load: they do not depend on the rules)."""
-        if self._effective is None:
-            persons = self.labels.get(Label.PERSON, np.empty(0, np.int64))
-            holder = np.concatenate([s[0] for s in self.shares])
-            company = np.concatenate([s[1] for s in self.shares])
-            fraction = np.concatenate([s[2] for s in self.shares])
-            self._effective = effective_ownership(holder, company, fraction, persons)
-        return self._effective
+        with self._effective_lock:  # materialise solves it on a thread; others wait
+            if self._effective is None:
+                persons = self.labels.get(Label.PERSON, np.empty(0, np.int64))
+                holder = np.concatenate([s[0] for s in self.shares])
+                company = np.concatenate([s[1] for s in self.shares])
+                fraction = np.concatenate([s[2] for s in self.shares])
+                self._effective = effective_ownership(holder, company, fraction, persons)
+            return self._effective
 
     def ownership_table(self) -> pa.Table:
         """Effective shares (percent) of natural persons and their UBO facts."""
@@ -587,25 +602,37 @@ def materialise(
     kg = load_graph(store, rules)
     stage("load")
     say(f"loaded {kg.facts_in} facts")
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    columns = store.capabilities.inferred_columns and isinstance(store, InferredColumnWrites)
+    done = StrataDone()
+    with ThreadPoolExecutor(max_workers=2) as pool:
         # effective ownership is a sparse linear system (SciPy releases the GIL): solved
         # beside the fixpoint, which it does not depend on
         shares = pool.submit(kg.effective_shares) if ownership and kg.shares else None
-        stats: RunStats = kg.engine.run()
+        # The fixpoint runs on a thread; the derivations of each stratum are built and
+        # written as soon as it is done, while later strata are still evaluated.
+        fixpoint = pool.submit(_run_fixpoint, kg.engine, done)
+        try:
+            if columns:
+                assert isinstance(store, InferredColumnWrites)
+                per_pred, building, writing = _write_columns(store, kg, ownership, done)
+            else:
+                done.wait(len(kg.engine.strata) - 1)
+                per_pred, building, writing = _write_tables(store, kg, ownership)
+        except BaseException as exc:
+            failure = fixpoint.exception()  # the fixpoint's own error explains a failed wait
+            if failure is not None:
+                raise failure from exc
+            raise
+        stats, fixpoint_seconds = fixpoint.result()
         if shares is not None:
             shares.result()
-    stage("fixpoint")
     say(f"fixpoint: {stats.derived} facts in {stats.iterations} rounds")
-    say(f"writing {stats.derived} inferred facts")
-    if store.capabilities.inferred_columns and isinstance(store, InferredColumnWrites):
-        per_pred, building, writing = _write_columns(store, kg, ownership)
-    else:
-        per_pred, building, writing = _write_tables(store, kg, ownership)
     written = sum(per_pred.values())
-    stage("premises+write")
-    # the same span by what it spent on: building derivations, and the store's writes
-    # (the rest, counting facts per predicate and the commit, stays in the total)
-    stages["premises"], stages["write"] = building, writing
+    stage("fixpoint+premises+write")
+    # the same span by what it spent on: the fixpoint (on its own thread), building
+    # derivations and waiting for the store's writes (on this one, overlapping the fixpoint)
+    stages["fixpoint"] = fixpoint_seconds
+    stages["premises"], stages["write"] = building - done.waited, writing
     summary = ReasoningSummary(
         facts_in=kg.facts_in,
         inferred=stats.derived,
@@ -619,8 +646,49 @@ def materialise(
     return summary
 
 
+class StrataDone:
+    """How far a fixpoint running on another thread has come: `wait(k)` returns once
+    stratum k is done (at once for k < 0), and raises if the fixpoint failed."""
+
+    def __init__(self) -> None:
+        self._done = -1
+        self._failed = False
+        self._changed = threading.Condition()
+        self.waited = 0.0  # seconds spent in `wait`
+
+    def mark(self, stratum: int) -> None:
+        with self._changed:
+            self._done = stratum
+            self._changed.notify_all()
+
+    def fail(self) -> None:
+        with self._changed:
+            self._failed = True
+            self._changed.notify_all()
+
+    def wait(self, stratum: int) -> None:
+        start = time.perf_counter()
+        with self._changed:
+            while self._done < stratum and not self._failed:
+                self._changed.wait()
+            self.waited += time.perf_counter() - start
+            if self._done < stratum:
+                raise EngineError("the fixpoint failed; see the error it raised")
+
+
+def _run_fixpoint(engine: Engine, done: StrataDone) -> tuple[RunStats, float]:
+    """Run the fixpoint, telling `done` of each stratum; returns its stats and seconds."""
+    start = time.perf_counter()
+    try:
+        stats = engine.run(after_stratum=done.mark)
+    except BaseException:
+        done.fail()
+        raise
+    return stats, time.perf_counter() - start
+
+
 def _write_columns(
-    store: InferredColumnWrites, kg: KnowledgeGraphFacts, ownership: bool
+    store: InferredColumnWrites, kg: KnowledgeGraphFacts, ownership: bool, done: StrataDone
 ) -> tuple[dict[str, int], float, float]:
     """Replace the inferred facts through `replace_inferred_columns`; returns the facts per
     predicate and the seconds spent building parts and writing them."""
@@ -630,7 +698,7 @@ def _write_columns(
 
     def parts() -> Iterator[InferredColumns]:
         nonlocal building
-        source = kg.inferred_columns(ownership)
+        source = kg.inferred_columns(ownership, done=done)
         while True:
             t0 = time.perf_counter()
             part = next(source, None)

@@ -537,16 +537,25 @@ class PremiseRecords:
         self._name_index: dict[str, int] = {}
         self._pool: list[pa.Array] = []
         self._pool_size = 0
-        self._rows: npt.NDArray[np.int32] | None = None
+        self._rows = np.empty(0, np.int32)
+        self._filled: set[str] = set()
         self._rule_names = np.array([self.name(r.id) for r in self.engine.rules] or [-1], np.int32)
 
-    def _row_of_fid(self) -> npt.NDArray[np.int32]:
-        """Row of every fact id in its relation (a dense map: a binary search per premise
-        over relations of millions of rows cost more than the rest of the build)."""
-        if self._rows is None:
-            self._rows = np.full(self.engine.next_fid, -1, np.int32)
-            for rel in self.engine.relations.values():
-                self._rows[rel.fids] = np.arange(len(rel), dtype=np.int32)
+    def _row_of_fid(self, pred: str) -> npt.NDArray[np.int32]:
+        """Row of every fact id in its relation, for the facts of `pred` and of relations seen
+        before (a dense map: a binary search per premise over relations of millions of rows
+        cost more than the rest of the build). A relation is entered when it is first asked
+        for, which is after its stratum is done."""
+        if pred not in self._filled:
+            fids = self.engine.relations[pred].fids
+            top = int(fids.max()) + 1 if len(fids) else 0
+            if top > len(self._rows):
+                size = max(top, self.engine.next_fid, len(self._rows) * 3 // 2)
+                grown = np.full(size, -1, np.int32)
+                grown[: len(self._rows)] = self._rows
+                self._rows = grown
+            self._rows[fids] = np.arange(len(fids), dtype=np.int32)
+            self._filled.add(pred)
         return self._rows
 
     def name(self, text: str) -> int:
@@ -598,7 +607,7 @@ class PremiseRecords:
         p = self.name(pred)
         if rel is None or not len(rel):
             return self._unknown(p, n)
-        pos = self._row_of_fid()[fids].astype(np.int64)
+        pos = self._row_of_fid(pred)[fids].astype(np.int64)
         pos = np.where((pos >= 0) & (pos < len(rel)), pos, 0)
         found = rel.fids[pos] == fids
         rows = np.where(found, pos, -1)
