@@ -519,6 +519,15 @@ class _Forest:
 _RECORD_COLUMNS = ("kind", "name", "rule", "a", "b", "size", "text")
 
 
+def _distinct_rows(rows: IntArray, n: int) -> tuple[IntArray, IntArray]:
+    """The distinct values of `rows` (row numbers below n), ascending, and the position of
+    each row among them; a mark per row instead of a sort."""
+    seen = np.zeros(n, bool)
+    seen[rows] = True
+    rank = np.cumsum(seen) - 1
+    return np.flatnonzero(seen), rank[rows]
+
+
 class PremiseRecords:
     """Premises of derived facts as `kg.store.Premises` records: the derivations that
     `PremiseWriter` spells as JSON, as integer columns (the JSON is rendered when read).
@@ -638,25 +647,24 @@ class PremiseRecords:
             if self.writer.stored(pred):
                 parts.append((derived, self._inferred_ref(pred, rel, drows)))
             else:
-                args = self._args(rel, drows)
-                rules = self.rule_names(rel.rule[drows])
-                zeros = np.zeros_like(drows)
+                # A helper fact is often a premise of many facts (one address's holder count
+                # of every pair sharing it): its subtree is built once and copied.
+                distinct, inverse = _distinct_rows(drows, len(rel))
+                args = self._texts(self.writer.args(rel, distinct))
+                rules = self.rule_names(rel.rule[distinct])
+                zeros = np.zeros_like(distinct)
                 if depth < MAX_DEPTH:
                     heads = _Forest.leaves(PremiseKind.DERIVED, p, rules, args, zeros)
-                    parts.append((derived, self.lists(pred, drows, depth + 1).under(heads)))
+                    subtrees = self.lists(pred, distinct, depth + 1).under(heads)
                 else:
-                    leaves = _Forest.leaves(PremiseKind.DERIVED_LEAF, p, rules, args, zeros)
-                    parts.append((derived, leaves))
+                    subtrees = _Forest.leaves(PremiseKind.DERIVED_LEAF, p, rules, args, zeros)
+                parts.append((derived, subtrees.take(inverse)))
         return _Forest.scatter(n, parts)
 
     def _args(self, rel: Relation, rows: IntArray) -> npt.NDArray[np.int32]:
-        """Text ids of the JSON args of the given rows, spelled once per distinct row (a
-        helper fact is often a premise of many facts)."""
-        seen = np.zeros(len(rel), bool)
-        seen[rows] = True
-        distinct = np.flatnonzero(seen)
-        rank = np.cumsum(seen) - 1
-        ids: npt.NDArray[np.int32] = self._texts(self.writer.args(rel, distinct))[rank[rows]]
+        """Text ids of the JSON args of the given rows, spelled once per distinct row."""
+        distinct, inverse = _distinct_rows(rows, len(rel))
+        ids: npt.NDArray[np.int32] = self._texts(self.writer.args(rel, distinct))[inverse]
         return ids
 
     def _unknown(self, p: int, n: int) -> _Forest:
