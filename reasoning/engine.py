@@ -750,6 +750,13 @@ class Engine:
         else:
             gkey = row_codes(group_cols)
         uniq, first, inv = unique_first_inverse(gkey)
+        if group_cols and len(first) > 1:
+            # Groups in the order of their rows' bytes, as they always came: the order of
+            # the aggregate's new rows decides which derivation downstream facts keep.
+            order = np.argsort(_void_rows([c[first] for c in group_cols]), kind="stable")
+            rank = np.empty(len(order), np.int64)
+            rank[order] = np.arange(len(order), dtype=np.int64)
+            uniq, first, inv = uniq[order], first[order], rank[inv]
         if agg.func == "sum":
             result = np.bincount(inv, weights=values, minlength=len(uniq))
         elif agg.func == "count":
