@@ -264,26 +264,30 @@ class _BlockWriter:
         self.pending: blocks.Facts | None = None
 
     def add(self, part: InferredColumns) -> None:
+        code = self.code
         if part.predicate != self.predicate:
+            code = int(_term_codes(self.conn, [part.predicate])[0])
+        self.add_facts(part.predicate, code, self._coded(part))
+
+    def add_facts(self, predicate: str, code: int, facts: blocks.Facts) -> None:
+        """Facts of `predicate` (term `code`) in store codes, continuing any before."""
+        if predicate != self.predicate:
             self.finish()
-            if part.predicate in self.done:
-                raise StoreError(
-                    f"inferred facts of {part.predicate} must arrive in consecutive parts"
-                )
-            self.done.add(part.predicate)
-            self.predicate = part.predicate
-            self.code = int(_term_codes(self.conn, [part.predicate])[0])
-        facts = self._coded(part)
+            if predicate in self.done:
+                raise StoreError(f"inferred facts of {predicate} must arrive in consecutive parts")
+            self.done.add(predicate)
+            self.predicate, self.code = predicate, code
+        self.written += len(facts)
         if self.pending is not None:
             facts = blocks.concat_facts([self.pending, facts])
         if not blocks.is_sorted(facts):
-            raise StoreError(f"inferred facts of {part.predicate} are not in key order")
+            raise StoreError(f"inferred facts of {predicate} are not in key order")
         facts = blocks.last_of_equal_keys(facts)
+        # The last block may continue in the next part: it waits.
         cut = int(blocks.block_cuts(facts)[-1]) if len(facts) else 0
         if cut:
             _insert_blocks(self.conn, self.code, facts.slice(0, cut))
         self.pending = facts.slice(cut, len(facts))
-        self.written += len(part)
 
     def finish(self) -> None:
         if self.pending is not None and len(self.pending):
@@ -304,6 +308,51 @@ class _BlockWriter:
             part.value.astype(np.float64),
             premises,
         )
+
+
+class _V3Segments:
+    """Premises texts of schema-3 rows: inline, or an item of a zstd segment (int64 offsets,
+    then the texts: the layout of an Arrow large_string array, so a segment decodes whole)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.cache: dict[int, pa.Array] = {}
+
+    def _segment(self, segment: int) -> pa.Array:
+        if segment not in self.cache:
+            if len(self.cache) > 256:  # rows come in key order, segments nearly so
+                self.cache.clear()
+            items, size, body = self.conn.execute(sql.INFERRED_V3_SEGMENT, (segment,)).fetchone()
+            raw = pa.py_buffer(pa.decompress(body, size, codec="zstd", asbytes=True))
+            header = 8 * (items + 1)
+            self.cache[segment] = pa.Array.from_buffers(
+                pa.large_string(), items, [None, raw.slice(0, header), raw.slice(header)]
+            )
+        return self.cache[segment]
+
+    def texts(
+        self, inline: Sequence[str | None], segment: Sequence[int | None], item: Sequence[Any]
+    ) -> pa.Array:
+        """The premises text of each row."""
+        seg = np.array([-1 if s is None else s for s in segment], np.int64)
+        at = np.flatnonzero(seg >= 0)
+        if not len(at):
+            return pa.array(inline, pa.large_string())
+        used = np.unique(seg[at]).tolist()
+        pool = pa.chunked_array([self._segment(s) for s in used], pa.large_string())
+        sizes = np.array([len(self._segment(s)) for s in used], np.int64)
+        base = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        items = np.array([0 if i is None else i for i in item], np.int64)
+        index = base[np.searchsorted(used, seg[at])] + items[at]
+        taken = pool.take(pa.array(index)).combine_chunks()
+        if len(at) == len(seg):
+            return taken
+        rest = np.flatnonzero(seg < 0)
+        loose = pa.array([inline[i] for i in rest.tolist()], pa.large_string())
+        order = np.empty(len(seg), np.int64)
+        order[np.concatenate([at, rest])] = np.arange(len(seg))
+        joined = pa.chunked_array([taken, loose], pa.large_string()).take(pa.array(order))
+        return joined.combine_chunks()
 
 
 class SQLiteStore:
@@ -1210,55 +1259,26 @@ class SQLiteStore:
         conn = self._conn
         cursor = conn.cursor()
         cursor.execute(sql.INFERRED_V3_ROWS)
-        segments: dict[int, tuple[int, bytes]] = {}
-        pending: list[tuple[Any, ...]] = []
-        predicate: int | None = None
-
-        def flush() -> None:
-            if not pending:
-                return
-            cols = list(zip(*pending, strict=True))
-            texts = [
-                inline if segment is None else self._v3_premises(segment, item, segments)
-                for inline, segment, item in zip(cols[5], cols[6], cols[7], strict=True)
-            ]
-            facts = blocks.Facts(
-                np.array(cols[1], np.int64),
-                np.array(cols[2], np.int64),
-                np.array(cols[3], np.int32),
-                np.array([np.nan if v is None else v for v in cols[4]], np.float64),
-                blocks.json_list_premises(pa.array(texts, pa.large_string())),
-            )
-            assert predicate is not None
-            self._insert_blocks(predicate, facts)
-            pending.clear()
-
-        while True:
-            chunk = cursor.fetchmany(100_000)
-            if not chunk:
-                break
-            for row in chunk:
-                # a block never splits one src: flush only between predicates or srcs
-                if pending and (
-                    row[0] != predicate
-                    or (len(pending) >= blocks.BLOCK_ROWS and row[1] != pending[-1][1])
-                ):
-                    flush()
-                predicate = row[0]
-                pending.append(row)
-        flush()
-
-    def _v3_premises(self, segment: int, item: int, cache: dict[int, tuple[int, bytes]]) -> str:
-        """One premises text of a schema-3 segment (a few decoded segments are kept)."""
-        if segment not in cache:
-            if len(cache) > 64:
-                cache.clear()
-            items, size, body = self._conn.execute(sql.INFERRED_V3_SEGMENT, (segment,)).fetchone()
-            cache[segment] = (items, pa.decompress(body, size, codec="zstd", asbytes=True))
-        items, raw = cache[segment]
-        bounds = np.frombuffer(raw, "<i8", count=items + 1)
-        base = 8 * (items + 1)
-        return raw[base + int(bounds[item]) : base + int(bounds[item + 1])].decode("utf-8")
+        writer = _BlockWriter(conn)
+        segments = _V3Segments(conn)
+        while chunk := cursor.fetchmany(200_000):
+            cols = list(zip(*chunk, strict=True))
+            predicate = np.array(cols[0], np.int64)
+            texts = segments.texts(cols[5], cols[6], cols[7])
+            value = pa.array(cols[4], pa.float64()).to_numpy(zero_copy_only=False)
+            src, dst, rule = (np.array(c, np.int64) for c in cols[1:4])
+            # rows come in (predicate, src, dst) order: each predicate is one run
+            starts = np.flatnonzero(np.concatenate([[True], predicate[1:] != predicate[:-1]]))
+            for a, b in zip(starts.tolist(), [*starts[1:].tolist(), len(predicate)], strict=True):
+                facts = blocks.Facts(
+                    src[a:b],
+                    dst[a:b],
+                    rule[a:b].astype(np.int32),
+                    value[a:b].astype(np.float64),
+                    blocks.json_list_premises(texts.slice(a, b - a)),
+                )
+                writer.add_facts(str(predicate[a]), int(predicate[a]), facts)
+        writer.finish()
 
     # --- documents ---------------------------------------------------------------------------
     def put_document(self, collection: str, key: str, body: dict[str, Any]) -> None:
