@@ -18,6 +18,7 @@ import pytest
 
 from ingest.generator import generate_bank
 from ingest.pipeline import ingest_directory
+from kg import inferred_blocks as blocks
 from kg import sql
 from kg.model import Label, RelType
 from kg.sqlite_store import SQLiteStore
@@ -412,3 +413,60 @@ def test_column_parts_out_of_key_order_are_refused_and_change_nothing(
         parts = [_column_part(p, [(p1, p2)]) for p in ("a", "b", "a")]
         people.replace_inferred_columns(iter(parts))
     assert people.count_inferred() == 0
+
+
+def test_every_premise_record_kind_renders_as_its_premise_dict() -> None:
+    # one fact, its premises in preorder: an edge, a node with a property, a derived helper
+    # (args, rule, two premises of its own: an inferred fact and a derived leaf without
+    # premises), and a premise given as JSON; a second fact given as a JSON list
+    kind = [
+        PremiseKind.EDGE,
+        PremiseKind.NODE,
+        PremiseKind.DERIVED,
+        PremiseKind.INFERRED,
+        PremiseKind.DERIVED_LEAF,
+        PremiseKind.JSON,
+        PremiseKind.JSON_LIST,
+    ]
+    texts = ["g1", "", '["P1", 3]', "", "[]", '{"kind": "inferred", "src": "x"}', '[{"a": 1}]']
+    premises = Premises(
+        np.array([0, 6, 7], np.int64),
+        np.array(kind, np.int8),
+        np.array([10, 11, 12, 13, 14, -1, -1], np.int32),
+        np.array([-1, -1, 20, -1, -1, -1, -1], np.int32),
+        np.array([1, 2, 0, 1, 0, 0, 0], np.int32),
+        np.array([3, 0, 0, 3, 0, 0, 0], np.int32),
+        np.array([1, 1, 3, 1, 1, 1, 1], np.int32),
+        pa.array(texts, pa.large_string()),
+    )
+    facts = blocks.Facts(
+        np.array([1, 1], np.int64),
+        np.array([3, 4], np.int64),
+        np.array([20, 20], np.int32),
+        np.array([np.nan, 2.5]),
+        premises,
+    )
+    (first, last, rows, srcs, keys, body) = blocks.encode_block(facts)
+    assert (first, last, rows) == (1, 1, 2) and blocks.holds_src(srcs, 1)
+    assert not blocks.holds_src(srcs, 2)
+    decoded = blocks.decode_block(rows, keys, body)
+    names = {10: "GUARANTEES", 11: "phone", 12: "phoneHolders", 13: "controls", 14: "sharePct"}
+    names[20] = "shared_phone"
+    ids = {1: "P1", 2: "P2", 3: "C3"}
+    assert blocks.render_premises(decoded.premises, 0, names, ids.get) == [
+        {"kind": "edge", "type": "GUARANTEES", "src": "P1", "dst": "C3", "key": "g1"},
+        {"kind": "node", "id": "P2", "prop": "phone"},
+        {
+            "kind": "derived",
+            "predicate": "phoneHolders",
+            "args": ["P1", 3],
+            "rule": "shared_phone",
+            "premises": [
+                {"kind": "inferred", "predicate": "controls", "src": "P1", "dst": "C3"},
+                {"kind": "derived", "predicate": "sharePct", "args": [], "rule": None},
+            ],
+        },
+        {"kind": "inferred", "src": "x"},
+    ]
+    assert blocks.render_premises(decoded.premises, 1, names, ids.get) == [{"a": 1}]
+    assert decoded.value[1] == 2.5 and np.isnan(decoded.value[0])
