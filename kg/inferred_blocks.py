@@ -4,8 +4,10 @@ A block holds the facts of one predicate for a run of `src` node ids, sorted by 
 every fact of one src lives in one block, so the block of a src is the last one starting at
 or before it. A block is two zstd-compressed blobs: `keys` (src, dst, rule code, value) that
 `inferred_batches` reads alone, and `premises` (the `Premises` records of its facts) that only
-`get_inferred` decodes. Twenty million facts are thus a few tens of thousands of SQLite rows,
-and a full materialisation never builds premises JSON: premises become dicts when read.
+`get_inferred` decodes; beside them `srcs`, its distinct srcs as raw int32, tells a point read
+whether to decompress anything. Twenty million facts are thus a few tens of thousands of
+SQLite rows, and a full materialisation never builds premises JSON: premises become dicts
+when read.
 """
 
 from __future__ import annotations
@@ -80,9 +82,9 @@ class Facts:
         )
 
 
-def empty_premises(n: int = 0) -> Premises:
+def empty_premises() -> Premises:
     return Premises(
-        np.zeros(n + 1, np.int64),
+        np.zeros(1, np.int64),
         np.empty(0, np.int8),
         np.empty(0, np.int32),
         np.empty(0, np.int32),
