@@ -616,7 +616,8 @@ class PremiseRecords:
         p = self.name(pred)
         if rel is None or not len(rel):
             return self._unknown(p, n)
-        pos = self._row_of_fid(pred)[fids].astype(np.int64)
+        row_of = self._row_of_fid(pred)
+        pos = row_of[np.clip(fids, 0, len(row_of) - 1)].astype(np.int64)
         pos = np.where((pos >= 0) & (pos < len(rel)), pos, 0)
         found = rel.fids[pos] == fids
         rows = np.where(found, pos, -1)
