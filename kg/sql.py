@@ -170,6 +170,14 @@ def _schema_v4() -> list[str]:
         "first_src INTEGER NOT NULL, last_src INTEGER NOT NULL, rows INTEGER NOT NULL, "
         "srcs BLOB NOT NULL, keys BLOB NOT NULL, premises BLOB NOT NULL)",
         "CREATE UNIQUE INDEX inferred_blocks_start ON inferred_blocks(predicate, first_src)",
+        # Small writes (incremental deltas) land here instead of rewriting blocks: a row
+        # overrides the block fact of its key, or retracts it (`deleted`); `in_blocks` says
+        # whether a block holds the key, so counts stay exact. A full replace empties it.
+        "CREATE TABLE inferred_rows (predicate INTEGER NOT NULL, src INTEGER NOT NULL, "
+        "dst INTEGER NOT NULL, rule INTEGER NOT NULL, value REAL, premises TEXT NOT NULL, "
+        "deleted INTEGER NOT NULL, in_blocks INTEGER NOT NULL, "
+        "PRIMARY KEY (predicate, src, dst)) WITHOUT ROWID",
+        "CREATE INDEX inferred_rows_src ON inferred_rows(src, predicate)",
     ]
 
 
@@ -447,9 +455,34 @@ def edge_batches(rel_type: RelType) -> str:
 
 
 # --- inferred facts (schema 4: compressed blocks, see kg.inferred_blocks) -------------------
-INFERRED_CLEAR_ALL = "DELETE FROM inferred_blocks"
-INFERRED_CLEAR_PREDICATE = (
-    "DELETE FROM inferred_blocks WHERE predicate = (SELECT code FROM inferred_terms WHERE name = ?)"
+INFERRED_CLEAR_ALL = ("DELETE FROM inferred_blocks", "DELETE FROM inferred_rows")
+INFERRED_CLEAR_PREDICATE = tuple(
+    f"DELETE FROM {table} WHERE predicate = (SELECT code FROM inferred_terms WHERE name = ?)"
+    for table in ("inferred_blocks", "inferred_rows")
+)
+INFERRED_ROW_UPSERT = (
+    "INSERT INTO inferred_rows (predicate, src, dst, rule, value, premises, deleted, in_blocks) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(predicate, src, dst) DO UPDATE SET "
+    "rule = excluded.rule, value = excluded.value, premises = excluded.premises, "
+    "deleted = excluded.deleted"
+)
+INFERRED_ROWS_OF_SRC = (
+    "SELECT predicate, dst, rule, value, premises, deleted FROM inferred_rows WHERE src = ?1 "
+    "AND (?2 IS NULL OR predicate = (SELECT code FROM inferred_terms WHERE name = ?2)) "
+    "AND (?3 IS NULL OR dst = ?3)"
+)
+INFERRED_ROWS_OF_PREDICATE = (
+    "SELECT src, dst, rule, value, deleted FROM inferred_rows WHERE predicate = ? ORDER BY src, dst"
+)
+INFERRED_HAS_ROWS = "SELECT EXISTS (SELECT 1 FROM inferred_rows WHERE predicate = ?)"
+# Predicates with blocks or rows, in name order.
+INFERRED_PREDICATES = (
+    "SELECT name, code FROM inferred_terms t WHERE (?1 IS NULL OR name = ?1) AND "
+    "(EXISTS (SELECT 1 FROM inferred_blocks WHERE predicate = t.code) "
+    "OR EXISTS (SELECT 1 FROM inferred_rows WHERE predicate = t.code)) ORDER BY name"
+)
+INFERRED_BLOCK_KEYS = (
+    "SELECT rows, keys FROM inferred_blocks WHERE predicate = ? ORDER BY first_src"
 )
 # Ends arrive as entity ids; the distinct ones travel as one JSON array and are resolved with
 # one indexed join, so no Python object per row. Returns the matched positions and their nids
@@ -466,11 +499,9 @@ INFERRED_BLOCK_INSERT = (
     "INSERT INTO inferred_blocks (predicate, first_src, last_src, rows, srcs, keys, premises) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-INFERRED_BLOCK_DELETE = "DELETE FROM inferred_blocks WHERE block = ?"
 INFERRED_BLOCK_STARTS = (
     "SELECT block, first_src FROM inferred_blocks WHERE predicate = ? ORDER BY first_src"
 )
-INFERRED_BLOCK_READ = "SELECT rows, keys, premises FROM inferred_blocks WHERE block = ?"
 # The block of a src in each predicate: the last one starting at or before it. The stored
 # predicates are found by a skip-scan of the block index (a probe per predicate).
 INFERRED_BLOCKS_OF_SRC = (
@@ -489,16 +520,17 @@ INFERRED_BLOCK_OF_SRC_PREDICATE = (
     "ORDER BY first_src DESC LIMIT 1) AND b.last_src >= ?1"
 )
 INFERRED_BLOCK_PREMISES = "SELECT premises FROM inferred_blocks WHERE block = ?"
-# Predicates in name order, each block in src order (CROSS JOIN fixes the loop order).
-INFERRED_BATCH_BLOCKS = (
-    "SELECT b.predicate, b.rows, b.keys FROM inferred_terms t "
-    "CROSS JOIN inferred_blocks b ON b.predicate = t.code "
-    "WHERE (?1 IS NULL OR t.name = ?1) ORDER BY t.name, b.first_src"
+INFERRED_BLOCK_SRCS_KEYS = "SELECT rows, srcs, keys FROM inferred_blocks WHERE block = ?"
+# Block facts, plus rows of keys no block holds, minus retractions of keys a block holds.
+COUNT_INFERRED_ALL = (
+    "SELECT (SELECT coalesce(sum(rows), 0) FROM inferred_blocks) + (SELECT coalesce(sum("
+    "CASE WHEN deleted THEN -in_blocks ELSE 1 - in_blocks END), 0) FROM inferred_rows)"
 )
-COUNT_INFERRED_ALL = "SELECT coalesce(sum(rows), 0) FROM inferred_blocks"
 COUNT_INFERRED_PREDICATE = (
-    "SELECT coalesce(sum(rows), 0) FROM inferred_blocks WHERE predicate = "
-    "(SELECT code FROM inferred_terms WHERE name = ?)"
+    "WITH p(code) AS (SELECT code FROM inferred_terms WHERE name = ?) "
+    "SELECT (SELECT coalesce(sum(rows), 0) FROM inferred_blocks WHERE predicate = "
+    "(SELECT code FROM p)) + (SELECT coalesce(sum(CASE WHEN deleted THEN -in_blocks "
+    "ELSE 1 - in_blocks END), 0) FROM inferred_rows WHERE predicate = (SELECT code FROM p))"
 )
 # Schema 3 rows, read once by the migration to schema 4, in their clustered order.
 INFERRED_V3_ROWS = (

@@ -236,6 +236,34 @@ def _inferred_batch(
     )
 
 
+def _predicate_columns(
+    conn: sqlite3.Connection, predicate: int
+) -> Iterator[tuple[npt.NDArray[Any], ...]]:
+    """(predicate code, src, dst, rule code, value) columns of the stored facts of a
+    predicate: its blocks in src order without the keys `inferred_rows` overrides, then the
+    rows that are not retractions."""
+    rows = conn.execute(sql.INFERRED_ROWS_OF_PREDICATE, (predicate,)).fetchall()
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 5
+    row_src, row_dst = np.array(cols[0], np.int64), np.array(cols[1], np.int64)
+    overridden = np.sort(blocks.packed_keys(row_src, row_dst))
+    for count, keys in conn.execute(sql.INFERRED_BLOCK_KEYS, (predicate,)):
+        src, dst, rule, value = blocks.decode_keys(keys, count)
+        if len(overridden):
+            keep = ~np.isin(blocks.packed_keys(src, dst), overridden)
+            src, dst, rule, value = src[keep], dst[keep], rule[keep], value[keep]
+        yield np.full(len(src), predicate, np.int32), src, dst, rule, value
+    live = np.flatnonzero(np.array(cols[4], bool) == 0)
+    if len(live):
+        value = pa.array(cols[3], pa.float64()).to_numpy(zero_copy_only=False)
+        yield (
+            np.full(len(live), predicate, np.int32),
+            row_src[live],
+            row_dst[live],
+            np.array(cols[2], np.int32)[live],
+            value[live],
+        )
+
+
 def _term_codes(conn: sqlite3.Connection, names: Sequence[str]) -> npt.NDArray[np.int32]:
     """The `inferred_terms` code of each name (new names get a code)."""
     conn.executemany(sql.INFERRED_TERM_ADD, [(name,) for name in set(names)])
@@ -1043,7 +1071,8 @@ class SQLiteStore:
         written once, in key order, with no index to maintain but the block starts."""
         with self.transaction():
             conn = self._conn
-            conn.execute(sql.INFERRED_CLEAR_ALL)
+            for statement in sql.INFERRED_CLEAR_ALL:
+                conn.execute(statement)
             writer = _BlockWriter(conn)
             # Blocks are encoded, compressed and inserted on a second thread (zstd and SQLite
             # release the GIL) while the caller builds the next part; one part in flight.
@@ -1058,43 +1087,30 @@ class SQLiteStore:
             writer.finish()
         return writer.written
 
-    def _merge_inferred(
-        self, predicate: int, added: blocks.Facts | None, removed: npt.NDArray[np.int64]
-    ) -> None:
-        """Upsert sorted `added` facts (no key twice) and delete the `removed` packed keys in
-        the blocks of one predicate; only the blocks they fall in are rewritten."""
+    def _in_blocks(
+        self, predicate: int, src: npt.NDArray[np.int64], dst: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.bool_]:
+        """Whether a block of `predicate` holds each (src, dst); only the keys of the blocks
+        of the given srcs are decompressed."""
         conn = self._conn
+        out = np.zeros(len(src), bool)
         starts = conn.execute(sql.INFERRED_BLOCK_STARTS, (predicate,)).fetchall()
-        if not starts:
-            if added is not None and len(added):
-                self._insert_blocks(predicate, added)
-            return
+        if not starts or not len(src):
+            return out
         block_ids = np.array([b for b, _ in starts], np.int64)
         first_src = np.array([s for _, s in starts], np.int64)
-
-        def block_of(src: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-            return np.maximum(np.searchsorted(first_src, src, "right") - 1, 0)
-
-        add_block = block_of(added.src) if added is not None else np.empty(0, np.int64)
-        del_block = block_of(removed >> np.int64(32))
-        for k in np.unique(np.concatenate([add_block, del_block])).tolist():
-            rows, keys, premises = conn.execute(
-                sql.INFERRED_BLOCK_READ, (int(block_ids[k]),)
+        block_of = np.searchsorted(first_src, src, "right") - 1
+        for k in np.unique(block_of[block_of >= 0]).tolist():
+            at = np.flatnonzero(block_of == k)
+            rows, srcs, keys = conn.execute(
+                sql.INFERRED_BLOCK_SRCS_KEYS, (int(block_ids[k]),)
             ).fetchone()
-            old = blocks.decode_block(rows, keys, premises)
-            old_keys = blocks.packed_keys(old.src, old.dst)
-            parts = []
-            gone = removed[del_block == k]
-            if added is not None:
-                new = added.take(np.flatnonzero(add_block == k))
-                gone = np.concatenate([gone, blocks.packed_keys(new.src, new.dst)])
-                parts.append(new)
-            keep = np.flatnonzero(~np.isin(old_keys, gone))
-            merged = blocks.concat_facts([old.take(keep), *parts])
-            order = np.argsort(blocks.packed_keys(merged.src, merged.dst), kind="stable")
-            conn.execute(sql.INFERRED_BLOCK_DELETE, (int(block_ids[k]),))
-            if len(order):
-                self._insert_blocks(predicate, merged.take(order))
+            held = np.isin(src[at], np.frombuffer(srcs, "<i4"))
+            if not held.any():
+                continue
+            s, d, _, _ = blocks.decode_keys(keys, rows)
+            out[at] = np.isin(blocks.packed_keys(src[at], dst[at]), blocks.packed_keys(s, d))
+        return out
 
     def _inferred_keys(
         self, rows: pa.Table
@@ -1113,13 +1129,29 @@ class SQLiteStore:
             sel = predicate == code
             yield int(code), known[sel], keys[sel]
 
-    def _write_inferred(self, rows: pa.Table) -> None:
-        """Upsert rows with JSON premises; rows whose ends are not nodes are skipped, and of
-        rows with the same key the last one wins."""
+    def _write_inferred(self, rows: pa.Table, removed: pa.Table | None = None) -> None:
+        """Upsert rows with JSON premises, after retracting the keys of `removed`; rows whose
+        ends are not nodes are skipped, and of rows with the same key the last one wins.
+
+        A predicate with nothing stored gets blocks; otherwise the rows go to
+        `inferred_rows`, so a small write never rewrites a block."""
+        conn = self._conn
+        if removed is not None and removed.num_rows:
+            src, dst = self._inferred_ends(removed)
+            for code, at, _ in self._inferred_keys(removed):
+                gone_src, gone_dst = src[at], dst[at]
+                in_blocks = self._in_blocks(code, gone_src, gone_dst)
+                conn.executemany(
+                    sql.INFERRED_ROW_UPSERT,
+                    (
+                        (code, int(s), int(d), -1, None, "[]", 1, int(b))
+                        for s, d, b in zip(gone_src, gone_dst, in_blocks, strict=True)
+                    ),
+                )
         if not rows.num_rows:
             return
         src, dst = self._inferred_ends(rows)
-        premises = rows.column("premises").cast(pa.large_string()).combine_chunks()
+        premises = pc.fill_null(rows.column("premises").cast(pa.large_string()), "[]")
         value_col = (
             rows.column("value").cast(pa.float64()).combine_chunks()
             if "value" in rows.column_names
@@ -1130,31 +1162,47 @@ class SQLiteStore:
             last = np.ones(len(at), bool)
             last[:-1] = keys[1:] != keys[:-1]
             at = at[last]
-            taken = pa.array(at)
-            facts = blocks.Facts(
-                src[at],
-                dst[at],
-                self._column_codes(rows.column("rule"), at),
-                value[at],
-                blocks.json_list_premises(pc.fill_null(premises.take(taken), "[]")),
+            rule = self._column_codes(rows.column("rule"), at)
+            texts = premises.take(pa.array(at)).combine_chunks()
+            stored = conn.execute(sql.INFERRED_BLOCK_STARTS, (code,)).fetchone() is not None
+            if not stored and not conn.execute(sql.INFERRED_HAS_ROWS, (code,)).fetchone()[0]:
+                facts = blocks.Facts(
+                    src[at], dst[at], rule, value[at], blocks.json_list_premises(texts)
+                )
+                _insert_blocks(conn, code, facts)
+                continue
+            in_blocks = self._in_blocks(code, src[at], dst[at])
+            conn.executemany(
+                sql.INFERRED_ROW_UPSERT,
+                (
+                    (code, s, d, r, None if np.isnan(v) else v, t, 0, int(b))
+                    for s, d, r, v, t, b in zip(
+                        src[at].tolist(),
+                        dst[at].tolist(),
+                        rule.tolist(),
+                        value[at].tolist(),
+                        texts.to_pylist(),
+                        in_blocks,
+                        strict=True,
+                    )
+                ),
             )
-            self._merge_inferred(code, facts, np.empty(0, np.int64))
 
     def replace_inferred(self, rows: pa.Table, predicates: Sequence[str] | None = None) -> int:
         conn = self._conn
         with self.transaction():
             if predicates is None:
-                conn.execute(sql.INFERRED_CLEAR_ALL)
+                for statement in sql.INFERRED_CLEAR_ALL:
+                    conn.execute(statement)
             else:
-                conn.executemany(sql.INFERRED_CLEAR_PREDICATE, [(p,) for p in predicates])
+                for statement in sql.INFERRED_CLEAR_PREDICATE:
+                    conn.executemany(statement, [(p,) for p in predicates])
             self._write_inferred(rows)
         return int(rows.num_rows)
 
     def apply_inferred_delta(self, added: pa.Table, removed: pa.Table) -> None:
         with self.transaction():
-            for code, _, keys in self._inferred_keys(removed):
-                self._merge_inferred(code, None, keys)
-            self._write_inferred(added)
+            self._write_inferred(added, removed)
 
     def inferred_batches(
         self, predicate: str | None = None, batch_size: int = 500_000
@@ -1166,16 +1214,17 @@ class SQLiteStore:
             position[[code for _, code in terms]] = np.arange(len(terms))
             pending: list[tuple[npt.NDArray[Any], ...]] = []
             size = 0
-            for code, rows, keys in conn.execute(sql.INFERRED_BATCH_BLOCKS, (predicate,)):
-                pending.append((np.full(rows, code, np.int32), *blocks.decode_keys(keys, rows)))
-                size += rows
-                if size >= batch_size:
-                    cols = [np.concatenate(c) for c in zip(*pending, strict=True)]
-                    whole = size - size % batch_size
-                    for start in range(0, whole, batch_size):
-                        part = [c[start : start + batch_size] for c in cols]
-                        yield _inferred_batch(part, names, position)
-                    pending, size = [tuple(c[whole:] for c in cols)], size - whole
+            for _, code in conn.execute(sql.INFERRED_PREDICATES, (predicate,)).fetchall():
+                for part in _predicate_columns(conn, code):
+                    pending.append(part)
+                    size += len(part[0])
+                    if size >= batch_size:
+                        cols = [np.concatenate(c) for c in zip(*pending, strict=True)]
+                        whole = size - size % batch_size
+                        for start in range(0, whole, batch_size):
+                            chunk = [c[start : start + batch_size] for c in cols]
+                            yield _inferred_batch(chunk, names, position)
+                        pending, size = [tuple(c[whole:] for c in cols)], size - whole
             if size:
                 cols = [np.concatenate(c) for c in zip(*pending, strict=True)]
                 yield _inferred_batch(cols, names, position)
@@ -1194,27 +1243,32 @@ class SQLiteStore:
             if dst_id is None:
                 return []
             dst_nid = int(conn.execute(sql.NID_BY_ID, (dst_id,)).fetchone()[0])
+        # rows override (or retract) the block facts of their keys
+        rows = conn.execute(sql.INFERRED_ROWS_OF_SRC, (src_nid, predicate, dst_nid)).fetchall()
+        overridden = {(r[0], r[1]) for r in rows}
         found: list[tuple[int, blocks.Facts, npt.NDArray[np.int64]]] = []
-        nids: list[npt.NDArray[Any]] = []
+        nids: list[npt.NDArray[Any]] = [np.array([r[1] for r in rows], np.int64)]
         query, params = (
             (sql.INFERRED_BLOCKS_OF_SRC, (src_nid,))
             if predicate is None
             else (sql.INFERRED_BLOCK_OF_SRC_PREDICATE, (src_nid, predicate))
         )
-        for block, pred, rows, srcs, keys in conn.execute(query, params).fetchall():
+        for block, pred, count, srcs, keys in conn.execute(query, params).fetchall():
             if not blocks.holds_src(srcs, src_nid):
                 continue
-            s, d, rule, value = blocks.decode_keys(keys, rows)
+            s, d, rule, value = blocks.decode_keys(keys, count)
             at = np.arange(*np.searchsorted(s, [src_nid, src_nid + 1]), dtype=np.int64)
             if dst_nid is not None:
                 at = at[d[at] == dst_nid]
+            if overridden:
+                at = np.array([i for i in at.tolist() if (pred, int(d[i])) not in overridden])
             if not len(at):
                 continue
             (body,) = conn.execute(sql.INFERRED_BLOCK_PREMISES, (block,)).fetchone()
             facts = blocks.Facts(s, d, rule, value, blocks.decode_premises(body))
             found.append((pred, facts, at))
             nids += [d[at], blocks.premise_nids(facts.premises, at)]
-        if not found:
+        if not found and not rows:
             return []
         wanted = np.unique(np.concatenate([np.array([src_nid], np.int64), *nids]))
         id_of = dict(conn.execute(sql.INFERRED_IDS_OF_NIDS, (json.dumps(wanted.tolist()),)))
@@ -1236,6 +1290,14 @@ class SQLiteStore:
                         None if np.isnan(value) else value,
                     )
                 )
+        for pred, d, rule, row_value, text, deleted in rows:
+            b = id_of.get(d)
+            if deleted or b is None:
+                continue
+            premises = tuple(json.loads(text))
+            out.append(
+                InferredFact(name_of[pred], id_of[src_nid], b, name_of[rule], premises, row_value)
+            )
         out.sort(key=lambda f: (f.predicate, f.dst))
         return out
 

@@ -102,7 +102,9 @@ def test_a_rewritten_fact_has_the_new_premises_and_leaves_no_old_copy(
     assert (_blocks(people), people.count_inferred()) == (1, 1)
 
 
-def test_a_block_stays_while_any_of_its_facts_does(people: SQLiteStore) -> None:
+def test_retracted_facts_leave_reads_and_counts_and_a_full_replace_drops_their_rows(
+    people: SQLiteStore,
+) -> None:
     people.replace_inferred(
         _rows(
             ("controls", "p1", "p2", "r", [_edge("p1", "p2", "a")], None),
@@ -111,14 +113,52 @@ def test_a_block_stays_while_any_of_its_facts_does(people: SQLiteStore) -> None:
     )
     gone = _rows(("controls", "p1", "p2", "r", [], None))
     people.apply_inferred_delta(INFERRED.empty_table(), gone)
-    assert _blocks(people) == 1
+    assert _blocks(people) == 1  # a small write never rewrites a block
     assert [f.premises for f in people.get_inferred("p1", "controls")] == [
         (_edge("p1", "p3", "a"),)
     ]
+    assert people.count_inferred("controls") == 1
     people.apply_inferred_delta(
         INFERRED.empty_table(), _rows(("controls", "p1", "p3", "r", [], None))
     )
-    assert (_blocks(people), people.count_inferred()) == (0, 0)
+    assert (people.count_inferred(), people.get_inferred("p1")) == (0, [])
+    assert sum(b.num_rows for b in people.inferred_batches()) == 0
+    people.replace_inferred(_rows(("familyOf", "p4", "p5", "r", [], None)))
+    assert _blocks(people) == 1
+    assert int(people._conn.execute("SELECT count(*) FROM inferred_rows").fetchone()[0]) == 0
+
+
+def test_a_delta_adds_new_keys_and_overrides_stored_ones_in_every_read(
+    people: SQLiteStore,
+) -> None:
+    people.replace_inferred(
+        _rows(
+            ("controls", "p1", "p2", "old", [_edge("p1", "p2", "a")], 1.0),
+            ("controls", "p3", "p4", "old", [_edge("p3", "p4", "a")], 2.0),
+        )
+    )
+    people.apply_inferred_delta(
+        _rows(
+            ("controls", "p1", "p2", "new", [_edge("p1", "p2", "b")], 5.0),
+            ("controls", "p1", "p5", "new", [_edge("p1", "p5", "c")], None),
+        ),
+        INFERRED.empty_table(),
+    )
+    facts = people.get_inferred("p1", "controls")
+    assert [(f.dst, f.rule, f.premises, f.value) for f in facts] == [
+        ("p2", "new", (_edge("p1", "p2", "b"),), 5.0),
+        ("p5", "new", (_edge("p1", "p5", "c"),), None),
+    ]
+    assert people.count_inferred("controls") == people.count_inferred() == 3
+    batches = pa.concat_tables(people.inferred_batches("controls")).to_pylist()
+    nid = {f"p{i}": _nid(people, f"p{i}") for i in range(1, 6)}
+    assert sorted((b["src"], b["dst"], b["rule"], b["value"]) for b in batches) == sorted(
+        [
+            (nid["p1"], nid["p2"], "new", 5.0),
+            (nid["p1"], nid["p5"], "new", None),
+            (nid["p3"], nid["p4"], "old", 2.0),
+        ]
+    )
 
 
 def test_the_last_of_equal_keys_in_one_batch_wins(people: SQLiteStore) -> None:
