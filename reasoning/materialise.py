@@ -318,14 +318,16 @@ class KnowledgeGraphFacts:
     def inferred_columns(
         self,
         ownership: bool = True,
-        slice_rows: int = 500_000,
+        slice_rows: int = 200_000,
         done: StrataDone | None = None,
     ) -> Iterator[InferredColumns]:
         """`inferred_parts` for a store that takes `InferredColumns`: node ids, premises as
         records, each predicate in (src, dst) order and in slices built as they are asked for.
 
         With `done`, the fixpoint is still running on another thread: predicates come in
-        stratum order, each once its stratum (and so every premise it can have) is done."""
+        stratum order, each once its stratum (and so every premise it can have) is done.
+        Slices are smaller than `inferred_parts`' since their arrays sit beside the fixpoint's
+        (at a million customers the two together peak near 6 GiB)."""
         records = PremiseRecords(self.premise_writer(), self.ids.is_valid().to_numpy(False))
         stratum_of = {p: k for k, st in enumerate(self.engine.strata) for p in st.preds}
         for pred in sorted(self.engine.relations, key=lambda p: stratum_of.get(p, -1)):
