@@ -69,20 +69,16 @@ def _create_rel_table(rel_type: RelType) -> list[str]:
     ]
 
 
-# The secondary index of the inferred table (schema 2 on); a bulk replace drops and rebuilds
-# it, since building an index from sorted rows beats millions of random B-tree inserts.
+# The secondary index of the inferred table of schemas 2 and 3.
 INFERRED_INDEXES = ("CREATE INDEX inferred_src ON inferred(src, predicate)",)
-INFERRED_DROP_INDEXES = ("DROP INDEX inferred_src",)
-# A premises segment counts the inferred rows that point into it and goes with the last one.
-# Rows are never updated in place (a new derivation deletes the old row and inserts): an
-# update trigger would slow every upsert. A full clear drops the trigger around its delete.
+# Schemas 2 and 3: a premises segment counts the inferred rows that point into it and goes
+# with the last one.
 INFERRED_TRIGGERS = (
     "CREATE TRIGGER inferred_release_deleted AFTER DELETE ON inferred "
     "WHEN old.segment IS NOT NULL BEGIN "
     "UPDATE inferred_premises SET live = live - 1 WHERE segment = old.segment; "
     "DELETE FROM inferred_premises WHERE segment = old.segment AND live <= 0; END",
 )
-INFERRED_DROP_TRIGGERS = ("DROP TRIGGER inferred_release_deleted",)
 
 
 def _schema_v1() -> list[str]:
@@ -164,9 +160,39 @@ def _schema_v3() -> list[str]:
     ]
 
 
+def _schema_v4() -> list[str]:
+    """Inferred facts move from one B-tree row each to compressed column blocks per predicate
+    and run of `src` (`kg.inferred_blocks`): writing twenty million rows through `sqlite3`
+    and indexing them took minutes. The store carries the old rows over (their premises as
+    JSON text) between these statements and `MIGRATION_CLEANUP[4]`."""
+    return [
+        "CREATE TABLE inferred_blocks (block INTEGER PRIMARY KEY, predicate INTEGER NOT NULL, "
+        "first_src INTEGER NOT NULL, last_src INTEGER NOT NULL, rows INTEGER NOT NULL, "
+        "srcs BLOB NOT NULL, keys BLOB NOT NULL, premises BLOB NOT NULL)",
+        "CREATE UNIQUE INDEX inferred_blocks_start ON inferred_blocks(predicate, first_src)",
+        # Small writes (incremental deltas) land here instead of rewriting blocks: a row
+        # overrides the block fact of its key, or retracts it (`deleted`); `in_blocks` says
+        # whether a block holds the key, so counts stay exact. A full replace empties it.
+        "CREATE TABLE inferred_rows (predicate INTEGER NOT NULL, src INTEGER NOT NULL, "
+        "dst INTEGER NOT NULL, rule INTEGER NOT NULL, value REAL, premises TEXT NOT NULL, "
+        "deleted INTEGER NOT NULL, in_blocks INTEGER NOT NULL, "
+        "PRIMARY KEY (predicate, src, dst)) WITHOUT ROWID",
+        "CREATE INDEX inferred_rows_src ON inferred_rows(src, predicate)",
+    ]
+
+
 # Migrations by the schema version they produce. A new version appends a list; existing
 # lists never change, so an old file is brought forward step by step.
-MIGRATIONS: dict[int, list[str]] = {1: _schema_v1(), 2: _schema_v2(), 3: _schema_v3()}
+MIGRATIONS: dict[int, list[str]] = {
+    1: _schema_v1(),
+    2: _schema_v2(),
+    3: _schema_v3(),
+    4: _schema_v4(),
+}
+# Statements that finish a migration after the store has moved data in Python.
+MIGRATION_CLEANUP: dict[int, list[str]] = {
+    4: ["DROP TABLE inferred", "DROP TABLE inferred_premises"],
+}
 
 GET_META = "SELECT value FROM meta WHERE key = ?"
 SET_META = (
@@ -415,15 +441,48 @@ def node_batches(label: Label) -> str:
     )
 
 
+def node_property_columns(label: Label, columns: list[str]) -> str:
+    """nid and the given properties (names from the label's schema) of a label's nodes."""
+    known = set(_node_props(label))
+    assert set(columns) <= known, f"unknown {label.value} properties {set(columns) - known}"
+    cols = "".join(f", {c}" for c in columns)
+    return f"SELECT nid{cols} FROM {node_table(label)} ORDER BY nid"
+
+
 def edge_batches(rel_type: RelType) -> str:
     props = "".join(f", {p}" for p in _rel_props(rel_type))
     return f"SELECT src, dst, key{props} FROM {rel_table(rel_type)} ORDER BY src, dst, key"
 
 
-# --- inferred facts -----------------------------------------------------------------------
-INFERRED_CLEAR_ALL = ("DELETE FROM inferred", "DELETE FROM inferred_premises")
-INFERRED_CLEAR_PREDICATE = (
-    "DELETE FROM inferred WHERE predicate = (SELECT code FROM inferred_terms WHERE name = ?)"
+# --- inferred facts (schema 4: compressed blocks, see kg.inferred_blocks) -------------------
+INFERRED_CLEAR_ALL = ("DELETE FROM inferred_blocks", "DELETE FROM inferred_rows")
+INFERRED_CLEAR_PREDICATE = tuple(
+    f"DELETE FROM {table} WHERE predicate = (SELECT code FROM inferred_terms WHERE name = ?)"
+    for table in ("inferred_blocks", "inferred_rows")
+)
+INFERRED_ROW_UPSERT = (
+    "INSERT INTO inferred_rows (predicate, src, dst, rule, value, premises, deleted, in_blocks) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(predicate, src, dst) DO UPDATE SET "
+    "rule = excluded.rule, value = excluded.value, premises = excluded.premises, "
+    "deleted = excluded.deleted"
+)
+INFERRED_ROWS_OF_SRC = (
+    "SELECT predicate, dst, rule, value, premises, deleted FROM inferred_rows WHERE src = ?1 "
+    "AND (?2 IS NULL OR predicate = (SELECT code FROM inferred_terms WHERE name = ?2)) "
+    "AND (?3 IS NULL OR dst = ?3)"
+)
+INFERRED_ROWS_OF_PREDICATE = (
+    "SELECT src, dst, rule, value, deleted FROM inferred_rows WHERE predicate = ? ORDER BY src, dst"
+)
+INFERRED_HAS_ROWS = "SELECT EXISTS (SELECT 1 FROM inferred_rows WHERE predicate = ?)"
+# Predicates with blocks or rows, in name order.
+INFERRED_PREDICATES = (
+    "SELECT name, code FROM inferred_terms t WHERE (?1 IS NULL OR name = ?1) AND "
+    "(EXISTS (SELECT 1 FROM inferred_blocks WHERE predicate = t.code) "
+    "OR EXISTS (SELECT 1 FROM inferred_rows WHERE predicate = t.code)) ORDER BY name"
+)
+INFERRED_BLOCK_KEYS = (
+    "SELECT rows, keys FROM inferred_blocks WHERE predicate = ? ORDER BY first_src"
 )
 # Ends arrive as entity ids; the distinct ones travel as one JSON array and are resolved with
 # one indexed join, so no Python object per row. Returns the matched positions and their nids
@@ -432,50 +491,53 @@ INFERRED_RESOLVE_IDS = (
     "SELECT json_group_array(j.key), json_group_array(n.nid) "
     "FROM json_each(?) j JOIN nodes n ON n.id = j.value"
 )
+INFERRED_IDS_OF_NIDS = "SELECT n.nid, n.id FROM json_each(?) j JOIN nodes n ON n.nid = j.value"
 INFERRED_TERM_ADD = "INSERT OR IGNORE INTO inferred_terms (name) VALUES (?)"
 INFERRED_TERMS = "SELECT name, code FROM inferred_terms"
-INFERRED_NEXT_SEGMENT = "SELECT coalesce(max(segment), 0) + 1 FROM inferred_premises"
-INFERRED_SEGMENT_INSERT = (
-    "INSERT INTO inferred_premises (segment, items, size, live, body) VALUES (?, ?, ?, ?, ?)"
+INFERRED_TERM_COUNT = "SELECT count(*) FROM inferred_terms"
+INFERRED_BLOCK_INSERT = (
+    "INSERT INTO inferred_blocks (predicate, first_src, last_src, rows, srcs, keys, premises) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-INFERRED_SEGMENT_GET = "SELECT items, size, body FROM inferred_premises WHERE segment = ?"
-INFERRED_INSERT = (
-    "INSERT INTO inferred (predicate, src, dst, rule, value, segment, item) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+INFERRED_BLOCK_STARTS = (
+    "SELECT block, first_src FROM inferred_blocks WHERE predicate = ? ORDER BY first_src"
 )
-# Before a batch is inserted again: drop the older rows its keys collided with.
-INFERRED_DELETE_STALE = (
-    "DELETE FROM inferred WHERE predicate = ? AND src = ? AND dst = ? AND segment IS NOT ?"
+# The block of a src in each predicate: the last one starting at or before it. The stored
+# predicates are found by a skip-scan of the block index (a probe per predicate).
+INFERRED_BLOCKS_OF_SRC = (
+    "WITH RECURSIVE predicates(code) AS (SELECT min(predicate) FROM inferred_blocks "
+    "UNION ALL SELECT (SELECT min(predicate) FROM inferred_blocks WHERE predicate > code) "
+    "FROM predicates WHERE code IS NOT NULL) "
+    "SELECT b.block, b.predicate, b.rows, b.srcs, b.keys FROM predicates p "
+    "JOIN inferred_blocks b ON b.block = (SELECT block FROM inferred_blocks "
+    "WHERE predicate = p.code AND first_src <= ?1 ORDER BY first_src DESC LIMIT 1) "
+    "WHERE b.last_src >= ?1"
 )
-INFERRED_DELETE = (
-    "DELETE FROM inferred WHERE predicate = (SELECT code FROM inferred_terms WHERE name = ?) "
-    "AND src = ? AND dst = ?"
+INFERRED_BLOCK_OF_SRC_PREDICATE = (
+    "SELECT b.block, b.predicate, b.rows, b.srcs, b.keys FROM inferred_blocks b "
+    "WHERE b.block = (SELECT block FROM inferred_blocks WHERE predicate = "
+    "(SELECT code FROM inferred_terms WHERE name = ?2) AND first_src <= ?1 "
+    "ORDER BY first_src DESC LIMIT 1) AND b.last_src >= ?1"
 )
-# Predicates in name order, each a range of the clustered key (CROSS JOIN fixes the loop
-# order, so no sort of the whole table).
-INFERRED_BATCHES_ALL = (
-    "SELECT p.name, i.src, i.dst, r.name, i.value FROM inferred_terms p "
-    "CROSS JOIN inferred i ON i.predicate = p.code "
-    "JOIN inferred_terms r ON r.code = i.rule ORDER BY p.name"
+INFERRED_BLOCK_PREMISES = "SELECT premises FROM inferred_blocks WHERE block = ?"
+INFERRED_BLOCK_SRCS_KEYS = "SELECT rows, srcs, keys FROM inferred_blocks WHERE block = ?"
+# Block facts, plus rows of keys no block holds, minus retractions of keys a block holds.
+COUNT_INFERRED_ALL = (
+    "SELECT (SELECT coalesce(sum(rows), 0) FROM inferred_blocks) + (SELECT coalesce(sum("
+    "CASE WHEN deleted THEN -in_blocks ELSE 1 - in_blocks END), 0) FROM inferred_rows)"
 )
-INFERRED_BATCHES_PREDICATE = (
-    "SELECT p.name, i.src, i.dst, r.name, i.value FROM inferred_terms p "
-    "CROSS JOIN inferred i ON i.predicate = p.code "
-    "JOIN inferred_terms r ON r.code = i.rule WHERE p.name = ?"
-)
-INFERRED_GET = (
-    "SELECT p.name, a.id, b.id, r.name, i.premises, i.segment, i.item, i.value "
-    "FROM inferred i JOIN inferred_terms p ON p.code = i.predicate "
-    "JOIN inferred_terms r ON r.code = i.rule "
-    "JOIN nodes a ON a.nid = i.src JOIN nodes b ON b.nid = i.dst "
-    "WHERE i.src = ?1 AND (?2 IS NULL OR p.name = ?2) AND (?3 IS NULL OR i.dst = ?3) "
-    "ORDER BY p.name, b.id"
-)
-COUNT_INFERRED_ALL = "SELECT count(*) FROM inferred"
 COUNT_INFERRED_PREDICATE = (
-    "SELECT count(*) FROM inferred WHERE predicate = "
-    "(SELECT code FROM inferred_terms WHERE name = ?)"
+    "WITH p(code) AS (SELECT code FROM inferred_terms WHERE name = ?) "
+    "SELECT (SELECT coalesce(sum(rows), 0) FROM inferred_blocks WHERE predicate = "
+    "(SELECT code FROM p)) + (SELECT coalesce(sum(CASE WHEN deleted THEN -in_blocks "
+    "ELSE 1 - in_blocks END), 0) FROM inferred_rows WHERE predicate = (SELECT code FROM p))"
 )
+# Schema 3 rows, read once by the migration to schema 4, in their clustered order.
+INFERRED_V3_ROWS = (
+    "SELECT predicate, src, dst, rule, value, premises, segment, item FROM inferred "
+    "ORDER BY predicate, src, dst"
+)
+INFERRED_V3_SEGMENT = "SELECT items, size, body FROM inferred_premises WHERE segment = ?"
 
 # --- documents ------------------------------------------------------------------------------
 DOC_PUT = (

@@ -21,6 +21,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kg import inferred_blocks as blocks
 from kg import sql
 from kg.model import (
     NODE_SCHEMAS,
@@ -39,6 +40,8 @@ from kg.store import (
     ARROW_TYPES,
     NODE_COLUMNS,
     SCHEMA_VERSION,
+    InferredColumns,
+    Premises,
     SchemaVersionError,
     StoreCapabilities,
     StoreError,
@@ -46,13 +49,15 @@ from kg.store import (
 )
 
 _WRITE_CHUNK = 50_000
-# From this many rows, a full replace of the inferred facts rebuilds the table's secondary
-# indexes after the load instead of maintaining them row by row.
-_BULK_INFERRED = 50_000
-# Premises segments: about this much JSON text, and at most this many items, per segment
-# (reading one fact's premises decompresses its segment: ~30-50 µs, mostly per-call cost).
-_PREMISES_SEGMENT_BYTES = 64 * 1024
-_PREMISES_SEGMENT_ITEMS = 1024
+_INFERRED_BATCH_SCHEMA = pa.schema(
+    [
+        ("predicate", pa.string()),
+        ("src", pa.int64()),
+        ("dst", pa.int64()),
+        ("rule", pa.string()),
+        ("value", pa.float64()),
+    ]
+)
 # Rows per stored segment of a columnar copy (one compressed Arrow stream per column).
 _COPY_SEGMENT_ROWS = 2_000_000
 # The columnar copy of the node list (nid, id, label); edge copies are named by `_edges_copy`.
@@ -213,6 +218,181 @@ def _decode_props(
     return props
 
 
+def _inferred_batch(
+    cols: Sequence[npt.NDArray[Any]], names: pa.Array, position: npt.NDArray[np.int64]
+) -> pa.Table:
+    """An `inferred_batches` table from (predicate code, src, dst, rule code, value) columns;
+    `names[position[code]]` is a term's name."""
+    predicate, src, dst, rule, value = cols
+    return pa.table(
+        {
+            "predicate": names.take(pa.array(position[predicate])),
+            "src": src,
+            "dst": dst,
+            "rule": names.take(pa.array(position[rule])),
+            "value": pa.array(value, pa.float64(), from_pandas=True),
+        },
+        schema=_INFERRED_BATCH_SCHEMA,
+    )
+
+
+def _predicate_columns(
+    conn: sqlite3.Connection, predicate: int
+) -> Iterator[tuple[npt.NDArray[Any], ...]]:
+    """(predicate code, src, dst, rule code, value) columns of the stored facts of a
+    predicate: its blocks in src order without the keys `inferred_rows` overrides, then the
+    rows that are not retractions."""
+    rows = conn.execute(sql.INFERRED_ROWS_OF_PREDICATE, (predicate,)).fetchall()
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 5
+    row_src, row_dst = np.array(cols[0], np.int64), np.array(cols[1], np.int64)
+    overridden = np.sort(blocks.packed_keys(row_src, row_dst))
+    for count, keys in conn.execute(sql.INFERRED_BLOCK_KEYS, (predicate,)):
+        src, dst, rule, value = blocks.decode_keys(keys, count)
+        if len(overridden):
+            keep = ~np.isin(blocks.packed_keys(src, dst), overridden)
+            src, dst, rule, value = src[keep], dst[keep], rule[keep], value[keep]
+        yield np.full(len(src), predicate, np.int32), src, dst, rule, value
+    live = np.flatnonzero(np.array(cols[4], bool) == 0)
+    if len(live):
+        value = pa.array(cols[3], pa.float64()).to_numpy(zero_copy_only=False)
+        yield (
+            np.full(len(live), predicate, np.int32),
+            row_src[live],
+            row_dst[live],
+            np.array(cols[2], np.int32)[live],
+            value[live],
+        )
+
+
+def _sorted_member(ordered: npt.NDArray[Any], values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """Whether each value is in the ascending array `ordered` (a binary search each: `isin`
+    costs far more on the few values of one block)."""
+    if not len(ordered):
+        return np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
+    found: npt.NDArray[np.bool_] = ordered[at] == values
+    return found
+
+
+def _term_codes(conn: sqlite3.Connection, names: Sequence[str]) -> npt.NDArray[np.int32]:
+    """The `inferred_terms` code of each name (new names get a code)."""
+    conn.executemany(sql.INFERRED_TERM_ADD, [(name,) for name in set(names)])
+    code_of: dict[str, int] = dict(conn.execute(sql.INFERRED_TERMS).fetchall())
+    return np.array([code_of[name] for name in names], np.int32)
+
+
+def _insert_blocks(conn: sqlite3.Connection, predicate: int, facts: blocks.Facts) -> None:
+    """Sorted facts of one predicate (no key twice) as new blocks."""
+    conn.executemany(
+        sql.INFERRED_BLOCK_INSERT,
+        ((predicate, *block) for block in blocks.encode_blocks(facts)),
+    )
+
+
+class _BlockWriter:
+    """Writes consecutive `InferredColumns` parts as blocks on one connection; the last
+    block of a part waits, since the next part of the predicate may continue its src."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.written = 0
+        self.done: set[str] = set()
+        self.predicate: str | None = None
+        self.code = 0
+        self.pending: blocks.Facts | None = None
+
+    def add(self, part: InferredColumns) -> None:
+        code = self.code
+        if part.predicate != self.predicate:
+            code = int(_term_codes(self.conn, [part.predicate])[0])
+        self.add_facts(part.predicate, code, self._coded(part))
+
+    def add_facts(self, predicate: str, code: int, facts: blocks.Facts) -> None:
+        """Facts of `predicate` (term `code`) in store codes, continuing any before."""
+        if predicate != self.predicate:
+            self.finish()
+            if predicate in self.done:
+                raise StoreError(f"inferred facts of {predicate} must arrive in consecutive parts")
+            self.done.add(predicate)
+            self.predicate, self.code = predicate, code
+        self.written += len(facts)
+        if self.pending is not None:
+            facts = blocks.concat_facts([self.pending, facts])
+        if not blocks.is_sorted(facts):
+            raise StoreError(f"inferred facts of {predicate} are not in key order")
+        facts = blocks.last_of_equal_keys(facts)
+        # The last block may continue in the next part: it waits.
+        cut = int(blocks.block_cuts(facts)[-1]) if len(facts) else 0
+        if cut:
+            _insert_blocks(self.conn, self.code, facts.slice(0, cut))
+        self.pending = facts.slice(cut, len(facts))
+
+    def finish(self) -> None:
+        if self.pending is not None and len(self.pending):
+            _insert_blocks(self.conn, self.code, self.pending)
+        self.pending = None
+
+    def _coded(self, part: InferredColumns) -> blocks.Facts:
+        """A part with its names turned into `inferred_terms` codes."""
+        codes = np.append(_term_codes(self.conn, list(part.names)), np.int32(-1))
+        p = part.premises
+        premises = Premises(
+            p.offsets, p.kind, codes[p.name], codes[p.rule], p.a, p.b, p.size, p.text
+        )
+        return blocks.Facts(
+            part.src.astype(np.int64),
+            part.dst.astype(np.int64),
+            codes[part.rule],
+            part.value.astype(np.float64),
+            premises,
+        )
+
+
+class _V3Segments:
+    """Premises texts of schema-3 rows: inline, or an item of a zstd segment (int64 offsets,
+    then the texts: the layout of an Arrow large_string array, so a segment decodes whole)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.cache: dict[int, pa.Array] = {}
+
+    def _segment(self, segment: int) -> pa.Array:
+        if segment not in self.cache:
+            if len(self.cache) > 256:  # rows come in key order, segments nearly so
+                self.cache.clear()
+            items, size, body = self.conn.execute(sql.INFERRED_V3_SEGMENT, (segment,)).fetchone()
+            raw = pa.py_buffer(pa.decompress(body, size, codec="zstd", asbytes=True))
+            header = 8 * (items + 1)
+            self.cache[segment] = pa.Array.from_buffers(
+                pa.large_string(), items, [None, raw.slice(0, header), raw.slice(header)]
+            )
+        return self.cache[segment]
+
+    def texts(
+        self, inline: Sequence[str | None], segment: Sequence[int | None], item: Sequence[Any]
+    ) -> pa.Array:
+        """The premises text of each row."""
+        seg = np.array([-1 if s is None else s for s in segment], np.int64)
+        at = np.flatnonzero(seg >= 0)
+        if not len(at):
+            return pa.array(inline, pa.large_string())
+        used = np.unique(seg[at]).tolist()
+        pool = pa.chunked_array([self._segment(s) for s in used], pa.large_string())
+        sizes = np.array([len(self._segment(s)) for s in used], np.int64)
+        base = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        items = np.array([0 if i is None else i for i in item], np.int64)
+        index = base[np.searchsorted(used, seg[at])] + items[at]
+        taken = pool.take(pa.array(index)).combine_chunks()
+        if len(at) == len(seg):
+            return taken
+        rest = np.flatnonzero(seg < 0)
+        loose = pa.array([inline[i] for i in rest.tolist()], pa.large_string())
+        order = np.empty(len(seg), np.int64)
+        order[np.concatenate([at, rest])] = np.arange(len(seg))
+        joined = pa.chunked_array([taken, loose], pa.large_string()).take(pa.array(order))
+        return joined.combine_chunks()
+
+
 class SQLiteStore:
     """The `GraphStore` on one SQLite file.
 
@@ -228,6 +408,7 @@ class SQLiteStore:
         concurrent_readers=True,
         fulltext_search=False,
         columnar_reads=True,
+        inferred_columns=True,
     )
 
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
@@ -354,6 +535,10 @@ class SQLiteStore:
         with self.transaction():
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 for statement in sql.MIGRATIONS[version]:
+                    conn.execute(statement)
+                if version == 4:
+                    self._carry_inferred_into_blocks()
+                for statement in sql.MIGRATION_CLEANUP.get(version, []):
                     conn.execute(statement)
                 conn.execute(sql.SET_META, ("schema_version", str(version)))
 
@@ -731,6 +916,20 @@ class SQLiteStore:
             raise StoreError(f"{rel_type.value} edges have no column(s) {', '.join(unknown)}")
         return self._columns(_edges_copy(rel_type), sql.edge_batches(rel_type), schema, wanted)
 
+    def node_property_columns(self, label: Label, columns: Sequence[str]) -> pa.Table:
+        """`nid` and the chosen properties of the nodes of a label that have a property row,
+        read from the label's table alone (no join with the node list)."""
+        label = Label(label)
+        props = NODE_SCHEMAS[label].props
+        unknown = [c for c in columns if c not in props]
+        if unknown:
+            raise StoreError(f"{label.value} nodes have no propert(ies) {', '.join(unknown)}")
+        schema = pa.schema([("nid", pa.int64())] + [(c, ARROW_TYPES[props[c]]) for c in columns])
+        with self._snapshot() as conn:
+            cursor = conn.execute(sql.node_property_columns(label, list(columns)))
+            parts = list(_tables_from_rows(cursor, schema, _COPY_SEGMENT_ROWS))
+        return pa.concat_tables(parts) if parts else schema.empty_table()
+
     def refresh_columnar_copies(self) -> None:
         """Write every copy that is missing or out of date (the end of a bulk load calls it)."""
         if not self._has_columnar or self.read_only:
@@ -836,7 +1035,7 @@ class SQLiteStore:
                 body = _ipc_column(column, empty.column(column))
                 conn.execute(sql.COLUMNAR_INSERT, (name, column, 0, version, 0, body))
 
-    # --- inferred facts -----------------------------------------------------------------------
+    # --- inferred facts (compressed blocks, see kg.inferred_blocks) ----------------------------
     def _inferred_ends(self, rows: pa.Table) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Node ids of the `src` and `dst` of each row (-1 where the id names no node)."""
         n = rows.num_rows
@@ -860,167 +1059,188 @@ class SQLiteStore:
         nids = np.where(indices >= 0, nid_of[np.maximum(indices, 0)], -1)
         return nids[:n], nids[n:]
 
-    def _inferred_codes(
+    def _term_codes(self, names: Sequence[str]) -> npt.NDArray[np.int32]:
+        """The `inferred_terms` code of each name (new names get a code)."""
+        return _term_codes(self._conn, names)
+
+    def _column_codes(
         self, column: pa.ChunkedArray, rows: npt.NDArray[np.int64]
-    ) -> npt.NDArray[np.int64]:
-        """The `inferred_terms` code of each given row's text (new texts get a code)."""
+    ) -> npt.NDArray[np.int32]:
+        """The `inferred_terms` code of each given row's text."""
         encoded = column.cast(pa.string()).take(pa.array(rows)).combine_chunks().dictionary_encode()
-        names: list[str] = encoded.dictionary.to_pylist()
+        codes = self._term_codes(encoded.dictionary.to_pylist())
+        out: npt.NDArray[np.int32] = codes[encoded.indices.to_numpy(zero_copy_only=False)]
+        return out
+
+    def _insert_blocks(self, predicate: int, facts: blocks.Facts) -> None:
+        """Sorted facts of one predicate (no key twice) as new blocks."""
+        _insert_blocks(self._conn, predicate, facts)
+
+    def replace_inferred_columns(self, parts: Iterable[InferredColumns]) -> int:
+        """Replace every inferred fact by `parts` (see `InferredColumnWrites`): each block is
+        written once, in key order, with no index to maintain but the block starts."""
+        with self.transaction():
+            conn = self._conn
+            for statement in sql.INFERRED_CLEAR_ALL:
+                conn.execute(statement)
+            writer = _BlockWriter(conn)
+            # Blocks are encoded, compressed and inserted on a second thread (zstd and SQLite
+            # release the GIL) while the caller builds the next part; one part in flight.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                in_flight = None
+                for part in parts:
+                    if in_flight is not None:
+                        in_flight.result()
+                    in_flight = pool.submit(writer.add, part)
+                if in_flight is not None:
+                    in_flight.result()
+            writer.finish()
+        return writer.written
+
+    def _in_blocks(
+        self, predicate: int, src: npt.NDArray[np.int64], dst: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.bool_]:
+        """Whether a block of `predicate` holds each (src, dst); only the keys of the blocks
+        of the given srcs are decompressed."""
         conn = self._conn
-        conn.executemany(sql.INFERRED_TERM_ADD, [(name,) for name in names])
-        code_of: dict[str, int] = dict(conn.execute(sql.INFERRED_TERMS).fetchall())
-        codes = np.array([code_of[name] for name in names], np.int64)
-        return np.asarray(codes[encoded.indices.to_numpy(zero_copy_only=False)], np.int64)
+        out = np.zeros(len(src), bool)
+        starts = conn.execute(sql.INFERRED_BLOCK_STARTS, (predicate,)).fetchall()
+        if not starts or not len(src):
+            return out
+        block_ids = np.array([b for b, _ in starts], np.int64)
+        first_src = np.array([s for _, s in starts], np.int64)
+        block_of = np.searchsorted(first_src, src, "right") - 1
+        order = np.argsort(block_of, kind="stable")
+        bounds = np.flatnonzero(np.diff(block_of[order])) + 1
+        for at in np.split(order, bounds):
+            k = int(block_of[at[0]])
+            if k < 0:
+                continue
+            rows, srcs, keys = conn.execute(
+                sql.INFERRED_BLOCK_SRCS_KEYS, (int(block_ids[k]),)
+            ).fetchone()
+            if not _sorted_member(np.frombuffer(srcs, "<i4"), src[at]).any():
+                continue
+            s, d, _, _ = blocks.decode_keys(keys, rows)  # sorted by key
+            out[at] = _sorted_member(blocks.packed_keys(s, d), blocks.packed_keys(src[at], dst[at]))
+        return out
 
-    def _write_premises(
-        self, premises: pa.Array
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Premises JSON texts as compressed segments, in order; the segment and item of each.
-
-        A segment holds about `_PREMISES_SEGMENT_BYTES` of text, so that `get_inferred`
-        decompresses little to read one row, and starts with the int64 offsets of its items.
-        """
-        text = pc.fill_null(premises.cast(pa.large_string()), "[]")
-        n = len(text)
-        offsets = np.frombuffer(text.buffers()[1], np.int64, count=n + 1, offset=text.offset * 8)
-        data = text.buffers()[2]
-        data_bytes = b"" if data is None else memoryview(data)
-        position = np.arange(n, dtype=np.int64)
-        by_size = (offsets[:-1] - offsets[0]) // _PREMISES_SEGMENT_BYTES
-        by_count = position // _PREMISES_SEGMENT_ITEMS
-        cuts = np.flatnonzero((np.diff(by_size) != 0) | (np.diff(by_count) != 0)) + 1
-        starts = np.concatenate([[0], cuts]).astype(np.int64)
-        stops = np.concatenate([cuts, [n]]).astype(np.int64)
-        conn = self._conn
-        first = int(conn.execute(sql.INFERRED_NEXT_SEGMENT).fetchone()[0])
-        blobs = []
-        for k, (a, b) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
-            header = (offsets[a : b + 1] - offsets[a]).astype("<i8").tobytes()
-            body = header + bytes(data_bytes[offsets[a] : offsets[b]])
-            packed = pa.compress(body, codec="zstd", asbytes=True)
-            blobs.append((first + k, b - a, len(body), b - a, packed))
-        conn.executemany(sql.INFERRED_SEGMENT_INSERT, blobs)
-        segment = first + np.repeat(np.arange(len(starts), dtype=np.int64), stops - starts)
-        item = position - np.repeat(starts, stops - starts)
-        return segment, item
-
-    def _premises_text(self, segment: int, item: int, cache: dict[int, tuple[int, bytes]]) -> str:
-        """One item of a premises segment (segments read in this call are kept in `cache`)."""
-        if segment not in cache:
-            found = self._conn.execute(sql.INFERRED_SEGMENT_GET, (segment,)).fetchone()
-            if found is None:
-                raise StoreError(f"store {self.path}: premises segment {segment} is missing")
-            items, size, body = found
-            cache[segment] = (items, pa.decompress(body, size, codec="zstd", asbytes=True))
-        items, raw = cache[segment]
-        bounds = np.frombuffer(raw, "<i8", count=items + 1)
-        base = 8 * (items + 1)
-        return raw[base + int(bounds[item]) : base + int(bounds[item + 1])].decode("utf-8")
-
-    def _write_inferred(self, rows: pa.Table) -> int:
-        """Upsert rows in clustered-key order, in bounded chunks, their premises in compressed
-        segments; rows whose ends are not nodes are skipped, and of rows with the same key the
-        last one wins. Returns the rows written."""
+    def _inferred_keys(
+        self, rows: pa.Table
+    ) -> Iterator[tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
+        """Per predicate of `rows` (whose ends are nodes): its code and the rows, sorted by
+        key (stable), with their packed keys."""
         src, dst = self._inferred_ends(rows)
         known = np.flatnonzero((src >= 0) & (dst >= 0))
         if not len(known):
-            return 0
-        predicate = self._inferred_codes(rows.column("predicate"), known)
-        rule = self._inferred_codes(rows.column("rule"), known)
-        # Appending in key order fills the clustered B-tree page by page (lexsort is stable,
-        # so the last of equal keys is the last of its run).
+            return
+        predicate = self._column_codes(rows.column("predicate"), known)
         order = np.lexsort((dst[known], src[known], predicate))
-        p_sorted, s_sorted, d_sorted = predicate[order], src[known][order], dst[known][order]
-        last = np.ones(len(order), bool)
-        last[:-1] = (
-            (p_sorted[1:] != p_sorted[:-1])
-            | (s_sorted[1:] != s_sorted[:-1])
-            | (d_sorted[1:] != d_sorted[:-1])
-        )
-        order = order[last]
-        rows_sorted = known[order]
-        predicate, rule = predicate[order], rule[order]
-        src_sorted, dst_sorted = src[rows_sorted], dst[rows_sorted]
-        segment, item = self._write_premises(
-            rows.column("premises").take(pa.array(rows_sorted)).combine_chunks()
-        )
-        value = (
-            rows.column("value").take(pa.array(rows_sorted))
-            if "value" in rows.column_names
-            else pa.nulls(len(rows_sorted), pa.float64())
-        )
-        conn = self._conn
-        for start in range(0, len(rows_sorted), _WRITE_CHUNK):
-            part = slice(start, start + _WRITE_CHUNK)
-            p, s, d, seg = (a[part].tolist() for a in (predicate, src_sorted, dst_sorted, segment))
-            rules, values = rule[part].tolist(), value.slice(start, _WRITE_CHUNK).to_pylist()
-            cols = (p, s, d, rules, values, seg, item[part].tolist())
-            inserted = conn.executemany(sql.INFERRED_INSERT, zip(*cols, strict=True)).rowcount
-            if inserted < len(p):
-                # Some keys were stored already: replace those rows (their segments are
-                # released by the delete trigger), then insert the rest of the batch.
-                conn.executemany(sql.INFERRED_DELETE_STALE, zip(p, s, d, seg, strict=True))
-                conn.executemany(sql.INFERRED_INSERT, zip(*cols, strict=True))
-        return len(rows_sorted)
+        known, predicate = known[order], predicate[order]
+        keys = blocks.packed_keys(src[known], dst[known])
+        for code in np.unique(predicate).tolist():
+            sel = predicate == code
+            yield int(code), known[sel], keys[sel]
 
-    def _clear_inferred(self) -> None:
+    def _write_inferred(self, rows: pa.Table, removed: pa.Table | None = None) -> None:
+        """Upsert rows with JSON premises, after retracting the keys of `removed`; rows whose
+        ends are not nodes are skipped, and of rows with the same key the last one wins.
+
+        A predicate with nothing stored gets blocks; otherwise the rows go to
+        `inferred_rows`, so a small write never rewrites a block."""
         conn = self._conn
-        # the segment-release triggers would fire once per row; everything goes anyway
-        for statement in (*sql.INFERRED_DROP_TRIGGERS, *sql.INFERRED_CLEAR_ALL):
-            conn.execute(statement)
-        for statement in sql.INFERRED_TRIGGERS:
-            conn.execute(statement)
+        if removed is not None and removed.num_rows:
+            src, dst = self._inferred_ends(removed)
+            for code, at, _ in self._inferred_keys(removed):
+                gone_src, gone_dst = src[at], dst[at]
+                in_blocks = self._in_blocks(code, gone_src, gone_dst)
+                conn.executemany(
+                    sql.INFERRED_ROW_UPSERT,
+                    (
+                        (code, int(s), int(d), -1, None, "[]", 1, int(b))
+                        for s, d, b in zip(gone_src, gone_dst, in_blocks, strict=True)
+                    ),
+                )
+        if not rows.num_rows:
+            return
+        src, dst = self._inferred_ends(rows)
+        premises = pc.fill_null(rows.column("premises").cast(pa.large_string()), "[]")
+        value_col = (
+            rows.column("value").cast(pa.float64()).combine_chunks()
+            if "value" in rows.column_names
+            else pa.nulls(rows.num_rows, pa.float64())
+        )
+        value = np.asarray(value_col.to_numpy(zero_copy_only=False), np.float64)
+        for code, at, keys in self._inferred_keys(rows):
+            last = np.ones(len(at), bool)
+            last[:-1] = keys[1:] != keys[:-1]
+            at = at[last]
+            rule = self._column_codes(rows.column("rule"), at)
+            texts = premises.take(pa.array(at)).combine_chunks()
+            stored = conn.execute(sql.INFERRED_BLOCK_STARTS, (code,)).fetchone() is not None
+            if not stored and not conn.execute(sql.INFERRED_HAS_ROWS, (code,)).fetchone()[0]:
+                facts = blocks.Facts(
+                    src[at], dst[at], rule, value[at], blocks.json_list_premises(texts)
+                )
+                _insert_blocks(conn, code, facts)
+                continue
+            in_blocks = self._in_blocks(code, src[at], dst[at])
+            conn.executemany(
+                sql.INFERRED_ROW_UPSERT,
+                (
+                    (code, s, d, r, None if np.isnan(v) else v, t, 0, int(b))
+                    for s, d, r, v, t, b in zip(
+                        src[at].tolist(),
+                        dst[at].tolist(),
+                        rule.tolist(),
+                        value[at].tolist(),
+                        texts.to_pylist(),
+                        in_blocks,
+                        strict=True,
+                    )
+                ),
+            )
 
     def replace_inferred(self, rows: pa.Table, predicates: Sequence[str] | None = None) -> int:
         conn = self._conn
         with self.transaction():
             if predicates is None:
-                self._clear_inferred()
+                for statement in sql.INFERRED_CLEAR_ALL:
+                    conn.execute(statement)
             else:
-                conn.executemany(sql.INFERRED_CLEAR_PREDICATE, [(p,) for p in predicates])
-            rebuild = predicates is None and rows.num_rows >= _BULK_INFERRED
-            if rebuild:
-                for statement in sql.INFERRED_DROP_INDEXES:
-                    conn.execute(statement)
+                for statement in sql.INFERRED_CLEAR_PREDICATE:
+                    conn.executemany(statement, [(p,) for p in predicates])
             self._write_inferred(rows)
-            if rebuild:
-                for statement in sql.INFERRED_INDEXES:
-                    conn.execute(statement)
         return int(rows.num_rows)
 
     def apply_inferred_delta(self, added: pa.Table, removed: pa.Table) -> None:
-        conn = self._conn
         with self.transaction():
-            src, dst = self._inferred_ends(removed)
-            known = np.flatnonzero((src >= 0) & (dst >= 0))
-            if len(known):
-                predicate = removed.column("predicate").cast(pa.string())
-                conn.executemany(
-                    sql.INFERRED_DELETE,
-                    zip(
-                        predicate.take(pa.array(known)).to_pylist(),
-                        src[known].tolist(),
-                        dst[known].tolist(),
-                        strict=True,
-                    ),
-                )
-            self._write_inferred(added)
+            self._write_inferred(added, removed)
 
     def inferred_batches(
         self, predicate: str | None = None, batch_size: int = 500_000
     ) -> Iterator[pa.Table]:
-        schema = pa.schema(
-            [
-                ("predicate", pa.string()),
-                ("src", pa.int64()),
-                ("dst", pa.int64()),
-                ("rule", pa.string()),
-                ("value", pa.float64()),
-            ]
-        )
-        if predicate is None:
-            return self._stream(sql.INFERRED_BATCHES_ALL, (), schema, batch_size)
-        return self._stream(sql.INFERRED_BATCHES_PREDICATE, (predicate,), schema, batch_size)
+        with self._snapshot() as conn:
+            terms = conn.execute(sql.INFERRED_TERMS).fetchall()
+            names = pa.array([name for name, _ in terms], pa.string())
+            position = np.zeros(max((code for _, code in terms), default=0) + 1, np.int64)
+            position[[code for _, code in terms]] = np.arange(len(terms))
+            pending: list[tuple[npt.NDArray[Any], ...]] = []
+            size = 0
+            for _, code in conn.execute(sql.INFERRED_PREDICATES, (predicate,)).fetchall():
+                for part in _predicate_columns(conn, code):
+                    pending.append(part)
+                    size += len(part[0])
+                    if size >= batch_size:
+                        cols = [np.concatenate(c) for c in zip(*pending, strict=True)]
+                        whole = size - size % batch_size
+                        for start in range(0, whole, batch_size):
+                            chunk = [c[start : start + batch_size] for c in cols]
+                            yield _inferred_batch(chunk, names, position)
+                        pending, size = [tuple(c[whole:] for c in cols)], size - whole
+            if size:
+                cols = [np.concatenate(c) for c in zip(*pending, strict=True)]
+                yield _inferred_batch(cols, names, position)
 
     def get_inferred(
         self, src: str, predicate: str | None = None, dst: str | None = None
@@ -1028,27 +1248,112 @@ class SQLiteStore:
         src_id = self.resolve(src)
         if src_id is None:
             return []
-        src_nid = self._conn.execute(sql.NID_BY_ID, (src_id,)).fetchone()[0]
+        conn = self._conn
+        src_nid = int(conn.execute(sql.NID_BY_ID, (src_id,)).fetchone()[0])
         dst_nid = None
         if dst is not None:
             dst_id = self.resolve(dst)
             if dst_id is None:
                 return []
-            dst_nid = self._conn.execute(sql.NID_BY_ID, (dst_id,)).fetchone()[0]
-        facts = []
-        segments: dict[int, tuple[int, bytes]] = {}
-        for pred, a, b, rule, inline, segment, item, value in self._conn.execute(
-            sql.INFERRED_GET, (src_nid, predicate, dst_nid)
-        ):
-            # rows carried over from schema 1 keep their premises inline
-            text = inline if segment is None else self._premises_text(segment, item, segments)
-            facts.append(InferredFact(pred, a, b, rule, tuple(json.loads(text)), value))
-        return facts
+            dst_nid = int(conn.execute(sql.NID_BY_ID, (dst_id,)).fetchone()[0])
+        # rows override (or retract) the block facts of their keys
+        rows = conn.execute(sql.INFERRED_ROWS_OF_SRC, (src_nid, predicate, dst_nid)).fetchall()
+        overridden = {(r[0], r[1]) for r in rows}
+        found: list[tuple[int, blocks.Facts, npt.NDArray[np.int64]]] = []
+        nids: list[npt.NDArray[Any]] = [np.array([r[1] for r in rows], np.int64)]
+        query, params = (
+            (sql.INFERRED_BLOCKS_OF_SRC, (src_nid,))
+            if predicate is None
+            else (sql.INFERRED_BLOCK_OF_SRC_PREDICATE, (src_nid, predicate))
+        )
+        for block, pred, count, srcs, keys in conn.execute(query, params).fetchall():
+            if not blocks.holds_src(srcs, src_nid):
+                continue
+            s, d, rule, value = blocks.decode_keys(keys, count)
+            at = np.arange(*np.searchsorted(s, [src_nid, src_nid + 1]), dtype=np.int64)
+            if dst_nid is not None:
+                at = at[d[at] == dst_nid]
+            if overridden:
+                at = np.array([i for i in at.tolist() if (pred, int(d[i])) not in overridden])
+            if not len(at):
+                continue
+            (body,) = conn.execute(sql.INFERRED_BLOCK_PREMISES, (block,)).fetchone()
+            facts = blocks.Facts(s, d, rule, value, blocks.decode_premises(body))
+            found.append((pred, facts, at))
+            nids += [d[at], blocks.premise_nids(facts.premises, at)]
+        if not found and not rows:
+            return []
+        wanted = np.unique(np.concatenate([np.array([src_nid], np.int64), *nids]))
+        id_of = dict(conn.execute(sql.INFERRED_IDS_OF_NIDS, (json.dumps(wanted.tolist()),)))
+        name_of = self._term_names()
+        out = []
+        for pred, facts, at in found:
+            for row in at.tolist():
+                b = id_of.get(int(facts.dst[row]))
+                if b is None:
+                    continue
+                value = float(facts.value[row])
+                out.append(
+                    InferredFact(
+                        name_of[pred],
+                        id_of[src_nid],
+                        b,
+                        name_of[int(facts.rule[row])],
+                        tuple(blocks.render_premises(facts.premises, row, name_of, id_of.get)),
+                        None if np.isnan(value) else value,
+                    )
+                )
+        for pred, d, rule, row_value, text, deleted in rows:
+            b = id_of.get(d)
+            if deleted or b is None:
+                continue
+            premises = tuple(json.loads(text))
+            out.append(
+                InferredFact(name_of[pred], id_of[src_nid], b, name_of[rule], premises, row_value)
+            )
+        out.sort(key=lambda f: (f.predicate, f.dst))
+        return out
+
+    def _term_names(self) -> dict[int, str]:
+        """Names of the `inferred_terms` codes. Codes are never reused or renamed, so the
+        map is kept and read again only when a write added terms."""
+        names: dict[int, str] | None = getattr(self._local, "terms", None)
+        count = int(self._conn.execute(sql.INFERRED_TERM_COUNT).fetchone()[0])
+        if names is None or len(names) != count:
+            names = {code: name for name, code in self._conn.execute(sql.INFERRED_TERMS)}
+            self._local.terms = names
+        return names
 
     def count_inferred(self, predicate: str | None = None) -> int:
         if predicate is None:
             return int(self._conn.execute(sql.COUNT_INFERRED_ALL).fetchone()[0])
         return int(self._conn.execute(sql.COUNT_INFERRED_PREDICATE, (predicate,)).fetchone()[0])
+
+    def _carry_inferred_into_blocks(self) -> None:
+        """Migration to schema 4: the schema-3 rows become blocks, premises kept as JSON."""
+        conn = self._conn
+        cursor = conn.cursor()
+        cursor.execute(sql.INFERRED_V3_ROWS)
+        writer = _BlockWriter(conn)
+        segments = _V3Segments(conn)
+        while chunk := cursor.fetchmany(200_000):
+            cols = list(zip(*chunk, strict=True))
+            predicate = np.array(cols[0], np.int64)
+            texts = segments.texts(cols[5], cols[6], cols[7])
+            value = pa.array(cols[4], pa.float64()).to_numpy(zero_copy_only=False)
+            src, dst, rule = (np.array(c, np.int64) for c in cols[1:4])
+            # rows come in (predicate, src, dst) order: each predicate is one run
+            starts = np.flatnonzero(np.concatenate([[True], predicate[1:] != predicate[:-1]]))
+            for a, b in zip(starts.tolist(), [*starts[1:].tolist(), len(predicate)], strict=True):
+                facts = blocks.Facts(
+                    src[a:b],
+                    dst[a:b],
+                    rule[a:b].astype(np.int32),
+                    value[a:b].astype(np.float64),
+                    blocks.json_list_premises(texts.slice(a, b - a)),
+                )
+                writer.add_facts(str(predicate[a]), int(predicate[a]), facts)
+        writer.finish()
 
     # --- documents ---------------------------------------------------------------------------
     def put_document(self, collection: str, key: str, body: dict[str, Any]) -> None:

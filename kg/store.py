@@ -14,7 +14,8 @@ unknown columns are kept as extra properties):
 - transactions: `txn_id`, `from_account`, `to_account`, `amount`, `ts`, `channel`,
   `_source`, `_line`, `_job`
 - inferred: `predicate`, `src`, `dst` (ids), `rule`, `premises` (JSON text), `value`
-  (float or null)
+  (float or null); a store with `capabilities.inferred_columns` also takes them as
+  `InferredColumns` (nids, premises as records) for a full replace
 
 Reads for analytics (`edge_batches`, `node_batches`, `inferred_batches`) stream tables with
 integer `src`/`dst`/`nid` columns (int64) instead of string ids.
@@ -22,14 +23,17 @@ integer `src`/`dst`/`nid` columns (int64) instead of string ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from kg.model import (
+    NODE_SCHEMAS,
     REL_SCHEMAS,
     Direction,
     Edge,
@@ -40,7 +44,7 @@ from kg.model import (
     RelType,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # How each property type of the model travels in a batch (dates and timestamps as ISO text).
 ARROW_TYPES: dict[PropType, pa.DataType] = {
@@ -66,6 +70,9 @@ class StoreCapabilities:
     fulltext_search: bool
     # The store hands over whole columns at once (`ColumnarReads`), e.g. from a kept copy.
     columnar_reads: bool = False
+    # The store takes inferred facts as node-id columns with structured premises
+    # (`InferredColumnWrites`), so a full materialisation never builds premises JSON.
+    inferred_columns: bool = False
 
 
 class StoreError(RuntimeError):
@@ -222,6 +229,11 @@ class ColumnarReads(Protocol):
         chosen columns of `edge_batches` (all of them when None)."""
         ...
 
+    def node_property_columns(self, label: Label, columns: Sequence[str]) -> pa.Table:
+        """`nid` (int64, ascending) and the chosen properties of the nodes of a label that
+        have a stored property row (the others have no property)."""
+        ...
+
 
 def node_columns(store: GraphStore) -> pa.Table:
     """Columns `nid` (int64, ascending), `id`, `label` of every node, in one table.
@@ -256,3 +268,85 @@ def edge_columns(
     if columns is None:
         return table
     return table.select(["src", "dst", *(c for c in columns if c not in ("src", "dst"))])
+
+
+# --- inferred facts with structured premises ---------------------------------------------------
+class PremiseKind:
+    """The kinds of premise record (`Premises.kind`), one per shape of `InferredFact.premises`."""
+
+    EDGE = 1  # {"kind": "edge", "type": name, "src": id(a), "dst": id(b), "key": text}
+    NODE = 2  # {"kind": "node", "id": id(a)}, plus "prop": name unless name is -1
+    INFERRED = 3  # {"kind": "inferred", "predicate": name, "src": id(a), "dst": id(b)}
+    # {"kind": "derived", "predicate": name, "args": text (a JSON array), "rule": rule or
+    # null, "premises": [the records of its subtree]}
+    DERIVED = 4
+    DERIVED_LEAF = 5  # as DERIVED without the "premises" key
+    JSON = 6  # one premise given as JSON text
+    JSON_LIST = 7  # the whole premises list given as JSON text (the only record of its fact)
+
+
+@dataclass(frozen=True, slots=True)
+class Premises:
+    """The premises of a run of inferred facts as records, each fact's in one contiguous
+    range in preorder: a DERIVED record is followed by the records of its own premises.
+
+    `name` and `rule` index `names` (-1: none); `size` counts the records of a record's
+    subtree, itself included; `text` holds the edge key, the derived args, or JSON.
+    """
+
+    offsets: npt.NDArray[np.int64]  # fact i's records: [offsets[i], offsets[i + 1])
+    kind: npt.NDArray[np.int8]
+    name: npt.NDArray[np.int32]
+    rule: npt.NDArray[np.int32]
+    a: npt.NDArray[np.int32]  # node ids
+    b: npt.NDArray[np.int32]
+    size: npt.NDArray[np.int32]
+    text: pa.Array  # large_string, one per record ("" when unused)
+
+
+@dataclass(frozen=True, slots=True)
+class InferredColumns:
+    """Inferred facts of one predicate with node ids for ends, in (src, dst) order.
+
+    `rule` and the premises' `name`/`rule` index `names`; `value` is NaN where a fact has
+    none.
+    """
+
+    predicate: str
+    src: npt.NDArray[np.int64]
+    dst: npt.NDArray[np.int64]
+    rule: npt.NDArray[np.int32]
+    value: npt.NDArray[np.float64]
+    premises: Premises
+    names: Sequence[str]
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+
+@runtime_checkable
+class InferredColumnWrites(Protocol):
+    """Optional write of a store that declares `capabilities.inferred_columns`."""
+
+    def replace_inferred_columns(self, parts: Iterable[InferredColumns]) -> int:
+        """Replace every stored inferred fact by `parts` (consecutive parts of a predicate
+        continue each other in (src, dst) order; of equal keys the last wins). Returns the
+        facts written."""
+        ...
+
+
+def node_property_columns(store: GraphStore, label: Label, columns: Sequence[str]) -> pa.Table:
+    """`nid` and the chosen properties of the nodes of a label (nodes without any stored
+    property may be left out), ascending by nid.
+
+    From the store's own columnar read when it declares one, else from `node_batches`.
+    """
+    if store.capabilities.columnar_reads and isinstance(store, ColumnarReads):
+        return store.node_property_columns(label, columns)
+    parts = [batch.select(["nid", *columns]) for batch in store.node_batches(label)]
+    if parts:
+        return pa.concat_tables(parts)
+    fields = [("nid", pa.int64())] + [
+        (c, ARROW_TYPES[NODE_SCHEMAS[label].props[c]]) for c in columns
+    ]
+    return pa.schema(fields).empty_table()

@@ -25,7 +25,7 @@ no premises; their contributors are recomputed when explained.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -296,6 +296,32 @@ def _void_rows(cols: Sequence[Array]) -> Array:
     return mat.view(np.dtype((np.void, mat.dtype.itemsize * mat.shape[1]))).ravel()
 
 
+def row_codes(cols: Sequence[Array]) -> Array:
+    """One int64 key per row, equal exactly for equal rows: a mixed-radix code of the
+    columns, renumbered densely whenever it would overflow (sorting int64 is far faster than
+    sorting void rows)."""
+    code = np.zeros(len(cols[0]) if cols else 0, np.int64)
+    radix = 1
+    for col in cols:
+        if not len(col):
+            return code
+        span = int(col.max()) - int(col.min()) + 1 if col.dtype.kind in "iub" else 0
+        if 0 < span <= max(len(col), 2**31):
+            digits = col.astype(np.int64) - int(col.min())
+        else:  # floats, or ints of a wide range: their rank among the distinct values
+            values, digits = np.unique(
+                col + 0 if col.dtype.kind == "f" else col, return_inverse=True
+            )
+            span = len(values)
+        if radix * span >= 2**62:  # renumber the rows so far densely (at most n values)
+            seen, code = np.unique(code, return_inverse=True)
+            code = code.ravel().astype(np.int64)
+            radix = len(seen)
+        radix *= span
+        code = code * span + digits.ravel()
+    return code
+
+
 def unique_keys(keys: Array) -> tuple[Array, IntArray]:
     """Sorted distinct keys and the position of one occurrence of each.
 
@@ -311,10 +337,31 @@ def unique_keys(keys: Array) -> tuple[Array, IntArray]:
     return ordered[head], order[head].astype(np.int64)
 
 
+def unique_first_inverse(keys: Array) -> tuple[Array, IntArray, IntArray]:
+    """`np.unique(keys, return_index=True, return_inverse=True)` (first occurrences), for
+    int keys without the stable sort `return_index` costs there."""
+    if keys.dtype.kind not in "iu" or not len(keys):
+        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        return uniq, first.astype(np.int64), inverse.ravel().astype(np.int64)
+    order = np.argsort(keys)
+    ordered = keys[order]
+    head = np.concatenate([[True], ordered[1:] != ordered[:-1]])
+    starts = np.flatnonzero(head)
+    inverse = np.empty(len(keys), np.int64)
+    inverse[order] = np.cumsum(head) - 1
+    return ordered[starts], np.minimum.reduceat(order, starts).astype(np.int64), inverse
+
+
 def first_unique(keys: Array) -> IntArray:
     """Positions of the first occurrence of each distinct key, in input order."""
-    _, first = np.unique(keys, return_index=True)
-    return np.sort(first).astype(np.int64)
+    if keys.dtype.kind not in "iu" or not len(keys):
+        _, first = np.unique(keys, return_index=True)
+        return np.sort(first).astype(np.int64)
+    # an unstable sort, then the smallest position of each run (no stable sort needed)
+    order = np.argsort(keys)
+    ordered = keys[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    return np.sort(np.minimum.reduceat(order, starts)).astype(np.int64)
 
 
 def equi_join(left: Array, right: Array) -> tuple[IntArray, IntArray]:
@@ -680,13 +727,16 @@ class Engine:
         return pos
 
     # --- evaluation ------------------------------------------------------------------------------
-    def run(self) -> RunStats:
-        """Evaluate every stratum to its fixpoint."""
+    def run(self, after_stratum: Callable[[int], None] | None = None) -> RunStats:
+        """Evaluate every stratum to its fixpoint; `after_stratum(k)` is told when stratum k
+        (and so every one before it) is done."""
         stats = RunStats()
         start = time.perf_counter()
         before = {p: len(r) for p, r in self.relations.items()}
-        for stratum in self.strata:
+        for k, stratum in enumerate(self.strata):
             stats.iterations += self.run_stratum(stratum)
+            if after_stratum is not None:
+                after_stratum(k)
         for pred, rel in self.relations.items():
             added = len(rel) - before.get(pred, 0)
             if added:
@@ -1001,16 +1051,22 @@ class Engine:
         else:
             names = sorted(bind.vars)
             if bind.n and names:
-                bind = bind.take(first_unique(_void_rows([bind.vars[v] for v in names])))
+                bind = bind.take(first_unique(row_codes([bind.vars[v] for v in names])))
         group_terms = [t for t in rule.head_args if not isinstance(t, Aggregate)]
         group_cols = [self._term_values(t, bind) for t in group_terms]
         values = bind.vars[agg.var.name].astype(np.float64) if bind.n else np.empty(0)
         if not group_cols:
             gkey: Array = np.zeros(bind.n, np.int64)
         else:
-            gkey = _void_rows(group_cols)
-        uniq, first, inv = np.unique(gkey, return_index=True, return_inverse=True)
-        inv = inv.ravel()
+            gkey = row_codes(group_cols)
+        uniq, first, inv = unique_first_inverse(gkey)
+        if group_cols and len(first) > 1:
+            # Groups in the order of their rows' bytes, as they always came: the order of
+            # the aggregate's new rows decides which derivation downstream facts keep.
+            order = np.argsort(_void_rows([c[first] for c in group_cols]), kind="stable")
+            rank = np.empty(len(order), np.int64)
+            rank[order] = np.arange(len(order), dtype=np.int64)
+            uniq, first, inv = uniq[order], first[order], rank[inv]
         if agg.func == "sum":
             result = np.bincount(inv, weights=values, minlength=len(uniq))
         elif agg.func == "count":
