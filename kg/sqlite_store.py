@@ -329,14 +329,16 @@ class _TxnIds:
         self._chunks: list[tuple[pa.Array, npt.NDArray[np.int64]]] = []
         self._sorted = np.empty(0, np.int64)
 
-    def add(self, txn_ids: pa.Array) -> None:
-        prints = _fingerprints(txn_ids)
+    def add(self, txn_ids: pa.Array, prints: npt.NDArray[np.int64] | None = None) -> None:
+        """Txn_ids now stored (`prints` their fingerprints, when known)."""
+        prints = _fingerprints(txn_ids) if prints is None else prints
         self._chunks.append((txn_ids, prints))
         prints = np.sort(prints)
         self._sorted = np.insert(self._sorted, np.searchsorted(self._sorted, prints), prints)
 
-    def new_rows(self, txn_ids: pa.Array) -> npt.NDArray[np.bool_]:
-        """True on the first row of each txn_id not stored yet."""
+    def new_rows(self, txn_ids: pa.Array) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+        """True on the first row of each txn_id not stored yet; and every row's fingerprint
+        (for `add`)."""
         prints = _fingerprints(txn_ids)
         order = np.argsort(prints, kind="stable")
         same = prints[order[1:]] == prints[order[:-1]]
@@ -358,7 +360,7 @@ class _TxnIds:
             first = np.zeros(rows.size, bool)
             first[np.unique(codes, return_index=True)[1]] = True
             keep[rows[first & ~old]] = True
-        return keep
+        return keep, prints
 
 
 def _fingerprints(values: pa.Array) -> npt.NDArray[np.int64]:
@@ -706,7 +708,12 @@ class SQLiteStore:
                 conn.executemany(sql.NODE_NAME_MERGE, (p for p in pairs if p[0] is not None))
             props = [chunk_nids, *(_column_values(chunk, p, k) for p, k in schema.props.items())]
             props.append(_extra_json(chunk, known))
-            conn.executemany(sql.node_props_upsert(label), zip(*props, strict=True))
+            rows_of_props = zip(*props, strict=True)
+            if not any(p in chunk.column_names for p in schema.props):
+                # Nothing but maybe unknown columns (devices): a node without properties
+                # needs no row in its label's table.
+                rows_of_props = (r for r in rows_of_props if r[-1] is not None)
+            conn.executemany(sql.node_props_upsert(label), rows_of_props)
 
     def upsert_edges(self, rel_type: RelType, rows: pa.Table) -> int:
         rel_type = RelType(rel_type)
@@ -827,7 +834,7 @@ class SQLiteStore:
                     cache["txn_ids"].add(_strings(stored.column("txn_id")))
             seen: _TxnIds = cache["txn_ids"]
             txn_ids = _strings(rows.column("txn_id"))
-            keep = seen.new_rows(txn_ids)
+            keep, prints = seen.new_rows(txn_ids)
             new = rows if keep.all() else rows.filter(pa.array(keep))
             if new.num_rows == 0:
                 return 0
@@ -870,7 +877,7 @@ class SQLiteStore:
             self._conn.execute(
                 sql.TXN_SEGMENT_INSERT, (segment.num_rows, job, sink.getvalue().to_pybytes())
             )
-            seen.add(segment.column("txn_id").combine_chunks())
+            seen.add(segment.column("txn_id").combine_chunks(), prints[keep])
         return int(segment.num_rows)
 
     def rebuild_transfers(self) -> int:
