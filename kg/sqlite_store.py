@@ -708,7 +708,7 @@ class SQLiteStore:
                 conn.executemany(sql.NODE_NAME_MERGE, (p for p in pairs if p[0] is not None))
             props = [chunk_nids, *(_column_values(chunk, p, k) for p, k in schema.props.items())]
             props.append(_extra_json(chunk, known))
-            rows_of_props = zip(*props, strict=True)
+            rows_of_props: Iterable[tuple[Any, ...]] = zip(*props, strict=True)
             if not any(p in chunk.column_names for p in schema.props):
                 # Nothing but maybe unknown columns (devices): a node without properties
                 # needs no row in its label's table.
