@@ -8,6 +8,7 @@ run inside `transaction()` and commit together or not at all.
 from __future__ import annotations
 
 import json
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -367,11 +368,59 @@ def _fingerprints(values: pa.Array) -> npt.NDArray[np.int64]:
     return np.fromiter(map(hash, values.to_pylist()), np.int64, count=len(values))
 
 
+class _WriteBehind:
+    """One thread that runs a bulk load's inserts in order on the job's connection, so that
+    SQLite writes while the caller prepares the next batch (`sqlite3` lets go of the GIL
+    inside each step). Every other use of the connection first waits for it to be idle; a
+    failed write fails every later call."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        # A few chunks ahead at most: memory stays bounded when SQLite is the slower side.
+        self._queue: queue.Queue[tuple[str, Iterable[Any]] | None] = queue.Queue(maxsize=4)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="sqlite-write-behind", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is None:
+                    self._conn.executemany(*item)
+            except BaseException as exc:  # handed to the caller's thread
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def submit(self, statement: str, rows: Iterable[Any]) -> None:
+        self._raise()
+        self._queue.put((statement, rows))
+
+    def wait(self) -> None:
+        """Return once every submitted write ran; raise the first failure."""
+        self._queue.join()
+        self._raise()
+
+    def close(self) -> None:
+        """Stop the thread once the queue is empty (failures are left to `wait`)."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
 @dataclass(slots=True)
 class _BulkLoad:
     """What a bulk load keeps while it runs (see `SQLiteStore.bulk_load`)."""
 
     nodes: _NodeIndex
+    # The nid the next new node gets (kept here: reading it would wait for the writer).
+    next_nid: int
     # Relationship types whose table was empty when the load began, with the rows written
     # since in write order (src, dst, key and properties, as the columnar copy keeps them);
     # a type leaves the map when a write cannot be mirrored exactly.
@@ -500,12 +549,23 @@ class SQLiteStore:
             conn = self._connect()
             self._local.conn = conn
             self._local.depth = 0
+        writer: _WriteBehind | None = getattr(self._local, "writer", None)
+        if writer is not None:
+            writer.wait()
         return conn
+
+    def _write_many(self, statement: str, rows: Iterable[Any]) -> None:
+        """executemany, handed to the bulk load's writer thread when one runs (`rows` must
+        not change afterwards)."""
+        writer: _WriteBehind | None = getattr(self._local, "writer", None)
+        if writer is not None:
+            writer.submit(statement, rows)
+        else:
+            self._conn.executemany(statement, rows)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        conn = self._conn
-        if self._local.depth > 0:
+        if getattr(self._local, "depth", 0) > 0:
             self._local.depth += 1
             try:
                 yield
@@ -514,6 +574,7 @@ class SQLiteStore:
             return
         if self.read_only:
             raise StoreError(f"store {self.path} is open read-only; it cannot be written")
+        conn = self._conn
         self._execute_write(conn, "BEGIN IMMEDIATE")
         self._local.depth = 1
         try:
@@ -548,17 +609,28 @@ class SQLiteStore:
         dropped = conn.execute(sql.SECONDARY_INDEXES).fetchall() if empty else []
         for name, _ in dropped:
             conn.execute(f'DROP INDEX "{name}"')
-        self._local.bulk = _BulkLoad(
+        bulk = _BulkLoad(
             _NodeIndex() if empty else _NodeIndex.of(self.node_columns()),
+            int(conn.execute(sql.NEXT_NID).fetchone()[0]),
             {t: [] for t in RelType if not conn.execute(sql.rel_has_rows(t)).fetchone()[0]},
         )
+        writer = _WriteBehind(conn)
+        self._local.bulk, self._local.writer = bulk, writer
         try:
             yield
+            writer.wait()
+        except BaseException:
+            self._local.bulk = None
+            raise
+        finally:
+            self._local.writer = None
+            writer.close()
+        try:
             for _, create in dropped:
                 conn.execute(create)
             # In the same transaction: the first projection after a load reads columns, not
             # rows; what the load kept is written first, the rest read back from the rows.
-            self._write_bulk_copies(self._local.bulk)
+            self._write_bulk_copies(bulk)
             self.refresh_columnar_copies()
         finally:
             self._local.bulk = None
@@ -652,7 +724,6 @@ class SQLiteStore:
         if "id" not in rows.column_names or rows.column("id").null_count:
             raise StoreError(f"{label.value} rows without an id")
         ids = _strings(rows.column("id"))
-        conn = self._conn
         with self.transaction():
             nids, codes = self._lookup_nodes(ids, _ALL_LABELS)
             clash = np.flatnonzero((codes >= 0) & (codes != _LABELS.index(label)))
@@ -670,7 +741,11 @@ class SQLiteStore:
                 positions = encoded.indices.to_numpy()
                 created[np.unique(positions, return_index=True)[1]] = True
                 created &= nids < 0
-                first_nid = int(conn.execute(sql.NEXT_NID).fetchone()[0])
+                bulk = self._bulk()
+                if bulk is None:
+                    first_nid = int(self._conn.execute(sql.NEXT_NID).fetchone()[0])
+                else:
+                    first_nid, bulk.next_nid = bulk.next_nid, bulk.next_nid + int(created.sum())
                 nid_of = np.full(len(encoded.dictionary), -1, np.int64)
                 nid_of[positions[created]] = np.arange(first_nid, first_nid + created.sum())
                 nids = np.where(nids < 0, nid_of[positions], nids)
@@ -692,7 +767,6 @@ class SQLiteStore:
         schema = NODE_SCHEMAS[label]
         known = {"id", *schema.props, *PROVENANCE_COLUMNS}
         has_name = "name" in schema.props
-        conn = self._conn
         for start in range(0, rows.num_rows, _WRITE_CHUNK):
             chunk = rows.slice(start, _WRITE_CHUNK)
             chunk_nids = nids[start : start + _WRITE_CHUNK].tolist()
@@ -700,12 +774,12 @@ class SQLiteStore:
             if new:
                 ids = _column_values(chunk, "id", "str")
                 provenance = (_column_values(chunk, c) for c in PROVENANCE_COLUMNS)
-                conn.executemany(
+                self._write_many(
                     sql.NODES_INSERT, zip(chunk_nids, ids, repeat(label.value), names, *provenance)
                 )
             elif has_name:
                 pairs = zip(names, chunk_nids, strict=False)  # names may be repeat(None)
-                conn.executemany(sql.NODE_NAME_MERGE, (p for p in pairs if p[0] is not None))
+                self._write_many(sql.NODE_NAME_MERGE, (p for p in pairs if p[0] is not None))
             props = [chunk_nids, *(_column_values(chunk, p, k) for p, k in schema.props.items())]
             props.append(_extra_json(chunk, known))
             rows_of_props: Iterable[tuple[Any, ...]] = zip(*props, strict=True)
@@ -713,7 +787,7 @@ class SQLiteStore:
                 # Nothing but maybe unknown columns (devices): a node without properties
                 # needs no row in its label's table.
                 rows_of_props = (r for r in rows_of_props if r[-1] is not None)
-            conn.executemany(sql.node_props_upsert(label), rows_of_props)
+            self._write_many(sql.node_props_upsert(label), rows_of_props)
 
     def upsert_edges(self, rel_type: RelType, rows: pa.Table) -> int:
         rel_type = RelType(rel_type)
@@ -721,7 +795,6 @@ class SQLiteStore:
         known = {"src", "dst", "key", *schema.props, *PROVENANCE_COLUMNS}
         if rows.num_rows == 0:
             return 0
-        conn = self._conn
         with self.transaction():
             src = self._edge_ends(_strings(rows.column("src")), schema.src_labels)
             dst = self._edge_ends(_strings(rows.column("dst")), schema.dst_labels)
@@ -761,7 +834,7 @@ class SQLiteStore:
                 columns += [_column_values(chunk, p, k) for p, k in schema.props.items()]
                 columns.append(_extra_json(chunk, known))
                 columns += [_column_values(chunk, c) for c in PROVENANCE_COLUMNS]
-                conn.executemany(statement, zip(*columns, strict=True))
+                self._write_many(statement, zip(*columns, strict=True))
             bulk = self._bulk()
             if bulk is not None and rel_type in bulk.edges:
                 mirrored = _copy_rows(rel_type, src, dst, keys, rows)
@@ -817,7 +890,7 @@ class SQLiteStore:
     def add_aliases(self, rows: pa.Table) -> int:
         pairs = list(zip(_column_values(rows, "alias"), _column_values(rows, "id"), strict=True))
         with self.transaction():
-            self._conn.executemany(sql.ALIAS_UPSERT, pairs)
+            self._write_many(sql.ALIAS_UPSERT, pairs)
         return len(pairs)
 
     def insert_transactions(self, rows: pa.Table) -> int:
@@ -874,8 +947,8 @@ class SQLiteStore:
             with pa.ipc.new_stream(sink, segment.schema, options=options) as writer:
                 writer.write_table(segment)
             job = segment.column("_job")[0].as_py() if "_job" in segment.column_names else None
-            self._conn.execute(
-                sql.TXN_SEGMENT_INSERT, (segment.num_rows, job, sink.getvalue().to_pybytes())
+            self._write_many(
+                sql.TXN_SEGMENT_INSERT, [(segment.num_rows, job, sink.getvalue().to_pybytes())]
             )
             seen.add(segment.column("txn_id").combine_chunks(), prints[keep])
         return int(segment.num_rows)
@@ -910,7 +983,7 @@ class SQLiteStore:
         # In slices: ten million pairs as Python tuples at once would cost gigabytes.
         for offset in range(0, segment.num_rows, _WRITE_CHUNK * 4):
             rows = segment.slice(offset, _WRITE_CHUNK * 4)
-            self._conn.executemany(
+            self._write_many(
                 sql.TRANSFERS_INSERT,
                 zip(*(rows.column(c).to_pylist() for c in schema.names if c != "key"), strict=True),
             )
@@ -1161,7 +1234,7 @@ class SQLiteStore:
     def _invalidate_copy(self, name: str) -> None:
         """Bump the version of a copy; called inside the transaction that changes its rows."""
         if self._has_columnar:
-            self._conn.execute(sql.COLUMNAR_BUMP, (name,))
+            self._write_many(sql.COLUMNAR_BUMP, [(name,)])
 
     @staticmethod
     def _copy_version(conn: sqlite3.Connection, name: str) -> int:
@@ -1202,17 +1275,19 @@ class SQLiteStore:
         conn.execute(sql.COLUMNAR_CLEAR, (name,))
         written = 0
         for part in parts:
+            # Inserts go through the bulk load's writer when one runs: the next segment is
+            # compressed while SQLite stores this one.
             for column in part.column_names:
                 body = _ipc_column(column, part.column(column))
-                conn.execute(
-                    sql.COLUMNAR_INSERT, (name, column, written, version, part.num_rows, body)
+                self._write_many(
+                    sql.COLUMNAR_INSERT, [(name, column, written, version, part.num_rows, body)]
                 )
             written += 1
         if written == 0:  # an empty copy is still a copy: its columns exist with no rows
             empty = _copy_layout(schema.empty_table(), name)
             for column in empty.column_names:
                 body = _ipc_column(column, empty.column(column))
-                conn.execute(sql.COLUMNAR_INSERT, (name, column, 0, version, 0, body))
+                self._write_many(sql.COLUMNAR_INSERT, [(name, column, 0, version, 0, body)])
 
     # --- inferred facts -----------------------------------------------------------------------
     def _inferred_ends(self, rows: pa.Table) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:

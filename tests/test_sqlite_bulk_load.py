@@ -283,3 +283,26 @@ def test_a_txn_id_is_stored_once_whatever_its_fingerprint(
         ("t4", 2.0),
         ("t5", 2.0),
     ]
+
+
+def test_a_write_that_fails_inside_sqlite_fails_the_job_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inserts may run on the bulk load's writer thread: a failure there still fails the
+    job in the caller's thread, and the whole job is rolled back."""
+    store = SQLiteStore(tmp_path / "kg.db")
+    store.upsert_nodes(Label.PERSON, persons(["p0"], ["零"], [1]))
+    monkeypatch.setattr(
+        sqlite_store.sql, "NODE_NAME_MERGE", "UPDATE nodes SET name = ? WHERE nid = ? AND no_column"
+    )
+
+    def writes(s: SQLiteStore) -> None:
+        s.upsert_nodes(Label.PERSON, persons(["p1", "p0"], ["一", "零零"], [2, 3]))
+        s.upsert_nodes(Label.COMPANY, pa.table({"id": ["c1"], "name": ["x"]}))
+
+    with pytest.raises(StoreError, match="no_column"):
+        in_bulk_load(store, writes)
+    assert [n.id for n in store.search("一")] == []
+    assert store.count_nodes() == 1
+    node = store.get_node("p0")
+    assert node is not None and node.props["name"] == "零"
