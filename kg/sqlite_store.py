@@ -377,7 +377,7 @@ class _WriteBehind:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         # A few chunks ahead at most: memory stays bounded when SQLite is the slower side.
-        self._queue: queue.Queue[tuple[str, Iterable[Any]] | None] = queue.Queue(maxsize=4)
+        self._queue: queue.Queue[tuple[str, Iterable[Any] | None] | None] = queue.Queue(maxsize=4)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="sqlite-write-behind", daemon=True)
         self._thread.start()
@@ -389,13 +389,18 @@ class _WriteBehind:
                 if item is None:
                     return
                 if self._error is None:
-                    self._conn.executemany(*item)
+                    statement, rows = item
+                    if rows is None:
+                        self._conn.execute(statement)
+                    else:
+                        self._conn.executemany(statement, rows)
             except BaseException as exc:  # handed to the caller's thread
                 self._error = exc
             finally:
                 self._queue.task_done()
 
-    def submit(self, statement: str, rows: Iterable[Any]) -> None:
+    def submit(self, statement: str, rows: Iterable[Any] | None) -> None:
+        """Run `statement` once per row of `rows`, or once when `rows` is None."""
         self._raise()
         self._queue.put((statement, rows))
 
@@ -618,51 +623,41 @@ class SQLiteStore:
         self._local.bulk, self._local.writer = bulk, writer
         try:
             yield
-            writer.wait()
-        except BaseException:
-            self._local.bulk = None
-            raise
+            self._finish_bulk_load(bulk, writer, [create for _, create in dropped])
         finally:
-            self._local.writer = None
+            self._local.bulk, self._local.writer = None, None
             writer.close()
-        try:
-            for _, create in dropped:
-                conn.execute(create)
-            # In the same transaction: the first projection after a load reads columns, not
-            # rows; what the load kept is written first, the rest read back from the rows.
-            self._write_bulk_copies(bulk)
-            self.refresh_columnar_copies()
-        finally:
-            self._local.bulk = None
+        # In the same transaction: the first projection after a load reads columns, not rows
+        # (the copies the load could not keep are read back from the rows).
+        self.refresh_columnar_copies()
 
-    def _write_bulk_copies(self, bulk: _BulkLoad) -> None:
-        """The columnar copies of the node list and of each relationship type that was empty
-        when the load began, from what the load kept (nothing read back from the rows)."""
-        if not self._has_columnar:
-            return
+    def _finish_bulk_load(
+        self, bulk: _BulkLoad, writer: _WriteBehind, indexes: Sequence[str]
+    ) -> None:
+        """Build the dropped indexes on the writer thread and meanwhile, in this one, the
+        columnar copies of the node list and of each relationship type that was empty when
+        the load began, from what the load kept (nothing read back from the rows)."""
         conn = self._conn
-        if not self._copy_is_current(conn, _NODES_COPY):
-            nodes = bulk.nodes.table()
-            self._write_copy(
-                _NODES_COPY,
-                _NODE_COPY_SCHEMA,
-                (
-                    _copy_layout(nodes.slice(start, _COPY_SEGMENT_ROWS), _NODES_COPY)
-                    for start in range(0, nodes.num_rows, _COPY_SEGMENT_ROWS)
-                ),
+        copies: list[tuple[str, int, pa.Schema, list[pa.Table] | None]] = []
+        if self._has_columnar:
+            due: list[tuple[str, pa.Schema, list[pa.Table] | None]]
+            due = [(_NODES_COPY, _NODE_COPY_SCHEMA, None)]
+            due += [(_edges_copy(t), edge_schema(t), parts) for t, parts in bulk.edges.items()]
+            for name, schema, parts in due:
+                if (parts is None or parts) and not self._copy_is_current(conn, name):
+                    copies.append((name, self._copy_version(conn, name), schema, parts))
+        for create in indexes:
+            writer.submit(create, None)
+        for name, version, schema, parts in copies:
+            table = (
+                bulk.nodes.table() if parts is None else _merge_edge_rows(pa.concat_tables(parts))
             )
-        for rel_type, parts in bulk.edges.items():
-            name = _edges_copy(rel_type)
-            if parts and not self._copy_is_current(conn, name):
-                edges = _merge_edge_rows(pa.concat_tables(parts))
-                self._write_copy(
-                    name,
-                    edge_schema(rel_type),
-                    (
-                        edges.slice(start, _COPY_SEGMENT_ROWS)
-                        for start in range(0, edges.num_rows, _COPY_SEGMENT_ROWS)
-                    ),
-                )
+            segments = (
+                _copy_layout(table.slice(start, _COPY_SEGMENT_ROWS), name)
+                for start in range(0, table.num_rows, _COPY_SEGMENT_ROWS)
+            )
+            self._write_copy(name, schema, segments, version)
+        writer.wait()
 
     def _execute_write(self, conn: sqlite3.Connection, statement: str) -> None:
         try:
@@ -1267,12 +1262,14 @@ class SQLiteStore:
             }
         )
 
-    def _write_copy(self, name: str, schema: pa.Schema, parts: Iterable[pa.Table]) -> None:
-        """Replace copy `name` by `parts` (one stored segment each) at the current version;
-        inside a transaction."""
-        conn = self._conn
-        version = self._copy_version(conn, name)
-        conn.execute(sql.COLUMNAR_CLEAR, (name,))
+    def _write_copy(
+        self, name: str, schema: pa.Schema, parts: Iterable[pa.Table], version: int | None = None
+    ) -> None:
+        """Replace copy `name` by `parts` (one stored segment each) at `version`, the current
+        one by default; inside a transaction."""
+        if version is None:
+            version = self._copy_version(self._conn, name)
+        self._write_many(sql.COLUMNAR_CLEAR, [(name,)])
         written = 0
         for part in parts:
             # Inserts go through the bulk load's writer when one runs: the next segment is
