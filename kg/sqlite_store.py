@@ -341,14 +341,16 @@ class _TxnIds:
         """True on the first row of each txn_id not stored yet; and every row's fingerprint
         (for `add`)."""
         prints = _fingerprints(txn_ids)
-        order = np.argsort(prints, kind="stable")
-        same = prints[order[1:]] == prints[order[:-1]]
+        order = np.argsort(prints)
+        ordered = prints[order]
+        same = ordered[1:] == ordered[:-1]
         suspect = np.zeros(len(prints), bool)
         suspect[order[1:][same]] = True
         suspect[order[:-1][same]] = True
         if self._sorted.size:
-            at = np.minimum(np.searchsorted(self._sorted, prints), self._sorted.size - 1)
-            suspect |= self._sorted[at] == prints
+            # sorted probes: the search walks the stored fingerprints in order
+            at = np.minimum(np.searchsorted(self._sorted, ordered), self._sorted.size - 1)
+            suspect[order[self._sorted[at] == ordered]] = True
         keep = ~suspect
         rows = np.flatnonzero(suspect)
         if rows.size:
