@@ -34,6 +34,7 @@ from ingest.readers import (
     read_header,
 )
 from ingest.validate import Reject, validate_batch
+from kg.id_index import ALL_LABELS, LABELS, UNKNOWN, NodeIdIndex
 from kg.model import Label
 from kg.store import GraphStore
 
@@ -139,26 +140,19 @@ def canonical_sources(directory: Path) -> list[SourceFile]:
     return sources
 
 
-LABELS: tuple[Label, ...] = tuple(Label)
-ALL_LABELS: frozenset[Label] = frozenset(LABELS)
-UNKNOWN = -1
-
-
 class _Resolver:
     """Maps every id the job may reference to its canonical id and label.
 
-    The known ids are Arrow chunks per label, appended as nodes are written (never rebuilt:
-    at a million customers that costs seconds per file); a column is looked up with one hash
-    join against the labels it may point at, so a look-up of account ids never hashes the
-    persons. The Python dict serves the per-record decisions of entity resolution.
+    The known ids are a `NodeIdIndex` (a column is looked up with one hash join against the
+    labels it may point at); the Python dict serves the per-record decisions of entity
+    resolution.
     """
 
     def __init__(self, store: GraphStore) -> None:
         self.store = store
         self.canonical: dict[str, str] = {}
         self._store_empty = store.count_nodes() == 0
-        self._ids: dict[Label, list[pa.Array]] = {label: [] for label in LABELS}
-        self._joined: dict[frozenset[Label], tuple[pa.Array, np.ndarray]] = {}
+        self._known = NodeIdIndex()
         if not self._store_empty:
             for batch in store.node_batches():
                 labels = batch.column("label")
@@ -166,31 +160,11 @@ class _Resolver:
                     self.add(batch.column("id").filter(pc.equal(labels, label.value)), label)
 
     def add(self, ids: pa.Array | pa.ChunkedArray, label: Label) -> None:
-        """Ids now stored as nodes of `label` (an id known already is harmless: a look-up
-        finds its first entry, and the label is the same)."""
-        ids = pc.unique(ids.drop_null())
-        if isinstance(ids, pa.ChunkedArray):
-            ids = ids.combine_chunks()
-        if len(ids):
-            self._ids[label].append(ids)
-            self._joined = {k: v for k, v in self._joined.items() if label not in k}
-
-    def _known(self, labels: frozenset[Label]) -> tuple[pa.Array, np.ndarray]:
-        """The known ids of `labels` as one array, and the label code of each."""
-        if labels not in self._joined:
-            chunks = [
-                (a, LABELS.index(label))
-                for label in LABELS
-                if label in labels
-                for a in self._ids[label]
-            ]
-            self._joined[labels] = (
-                pa.concat_arrays([a for a, _ in chunks]) if chunks else pa.array([], pa.string()),
-                np.concatenate([np.full(len(a), c, np.int8) for a, c in chunks])
-                if chunks
-                else np.empty(0, np.int8),
-            )
-        return self._joined[labels]
+        """Ids now stored as nodes of `label`."""
+        distinct = pc.unique(ids.drop_null())
+        if isinstance(distinct, pa.ChunkedArray):
+            distinct = distinct.combine_chunks()
+        self._known.add(label, distinct)
 
     def canonicalise(self, values: pa.ChunkedArray) -> pa.ChunkedArray:
         """Aliases replaced by the canonical ids they stand for."""
@@ -205,9 +179,8 @@ class _Resolver:
 
     def _learn_stored_aliases(self, values: pa.ChunkedArray) -> None:
         """Ids unknown to this job may be aliases recorded by an earlier one."""
-        known_ids, _ = self._known(ALL_LABELS)
-        unknown = pc.and_(pc.is_null(pc.index_in(values, value_set=known_ids)), pc.is_valid(values))
-        for raw in pc.unique(pc.filter(values, unknown)).to_pylist():
+        unknown = (self.known_labels(values) == UNKNOWN) & _present(values)
+        for raw in pc.unique(pc.filter(values, pa.array(unknown))).to_pylist():
             if raw in self.canonical:
                 continue
             stored = self.store.resolve(raw)
@@ -215,17 +188,11 @@ class _Resolver:
                 self.canonical[raw] = stored
 
     def known_labels(
-        self, values: pa.ChunkedArray, labels: frozenset[Label] = frozenset(LABELS)
+        self, values: pa.ChunkedArray, labels: frozenset[Label] = ALL_LABELS
     ) -> np.ndarray:
         """The label code of each value among the known ids of `labels` (UNKNOWN elsewhere;
         no alias resolution)."""
-        known_ids, known_codes = self._known(labels)
-        if not len(known_ids):
-            return np.full(len(values), UNKNOWN, np.int8)
-        index = pc.index_in(values, value_set=known_ids)
-        positions = np.asarray(pc.fill_null(index, 0).to_numpy(zero_copy_only=False))
-        found = np.asarray(pc.is_valid(index).to_numpy(zero_copy_only=False), dtype=bool)
-        return np.where(found, known_codes[positions], UNKNOWN).astype(np.int8)
+        return self._known.lookup(values, labels)[0]
 
     def reference_labels(self, values: pa.ChunkedArray, allowed: frozenset[Label]) -> np.ndarray:
         """Label codes of referenced ids: looked up among the allowed labels, and only the

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kg import sql
+from kg.id_index import ALL_LABELS, LABELS, NodeIdIndex
 from kg.model import (
     NODE_SCHEMAS,
     PROVENANCE_COLUMNS,
@@ -227,11 +228,6 @@ def _decode_props(
     return props
 
 
-_LABELS: tuple[Label, ...] = tuple(Label)
-_ALL_LABELS: frozenset[Label] = frozenset(Label)
-_LABEL_NAMES = pa.array([label.value for label in _LABELS], pa.string())
-
-
 def _valid(array: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.bool_]:
     return np.asarray(pc.is_valid(array).to_numpy(zero_copy_only=False), dtype=bool)
 
@@ -241,81 +237,6 @@ def _strings(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     return column if pa.types.is_string(column.type) else column.cast(pa.string())
-
-
-class _NodeIndex:
-    """Id, nid and label of every node while a bulk load runs, as Arrow chunks per label.
-
-    Edge ends resolve to nids with one hash join per batch against the nodes of the labels
-    they may have, instead of one B-tree probe per row; and the columnar copy of the node
-    list is written from it at the end of the load instead of being read back from the rows.
-    """
-
-    def __init__(self) -> None:
-        self._ids: dict[Label, list[pa.Array]] = {label: [] for label in _LABELS}
-        self._nids: dict[Label, list[npt.NDArray[np.int64]]] = {label: [] for label in _LABELS}
-        self._joined: dict[
-            frozenset[Label], tuple[pa.Array, npt.NDArray[np.int64], npt.NDArray[np.int8]]
-        ] = {}
-
-    @classmethod
-    def of(cls, nodes: pa.Table) -> _NodeIndex:
-        """From columns nid, id, label (plain or dictionary-encoded)."""
-        index = cls()
-        labels = nodes.column("label").cast(pa.string())
-        for label in _LABELS:
-            part = nodes.filter(pc.equal(labels, label.value))
-            index.add(label, _strings(part.column("id")), part.column("nid").to_numpy())
-        return index
-
-    def add(self, label: Label, ids: pa.Array, nids: npt.NDArray[np.int64]) -> None:
-        if len(ids):
-            self._ids[label].append(ids)
-            self._nids[label].append(np.asarray(nids, np.int64))
-            self._joined = {k: v for k, v in self._joined.items() if label not in k}
-
-    def _join(
-        self, labels: frozenset[Label]
-    ) -> tuple[pa.Array, npt.NDArray[np.int64], npt.NDArray[np.int8]]:
-        if labels not in self._joined:
-            chosen = [label for label in _LABELS if label in labels]
-            ids = [a for label in chosen for a in self._ids[label]]
-            nids = [a for label in chosen for a in self._nids[label]]
-            codes = [
-                np.full(len(a), _LABELS.index(label), np.int8)
-                for label in chosen
-                for a in self._ids[label]
-            ]
-            self._joined[labels] = (
-                pa.concat_arrays(ids) if ids else pa.array([], pa.string()),
-                np.concatenate(nids) if nids else np.empty(0, np.int64),
-                np.concatenate(codes) if codes else np.empty(0, np.int8),
-            )
-        return self._joined[labels]
-
-    def lookup(
-        self, values: pa.Array, labels: frozenset[Label]
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int8]]:
-        """The nid and label code of each value among the nodes of `labels` (-1 where none)."""
-        ids, nids, codes = self._join(labels)
-        if not len(ids):
-            return np.full(len(values), -1, np.int64), np.full(len(values), -1, np.int8)
-        index = pc.index_in(values, value_set=ids)
-        found = _valid(index)
-        at = np.asarray(pc.fill_null(index, 0).to_numpy(zero_copy_only=False))
-        return np.where(found, nids[at], -1), np.where(found, codes[at], -1).astype(np.int8)
-
-    def table(self) -> pa.Table:
-        """Columns nid (ascending), id, label of every node."""
-        ids, nids, codes = self._join(_ALL_LABELS)
-        order = pa.array(np.argsort(nids, kind="stable"))
-        return pa.table(
-            {
-                "nid": pa.array(nids).take(order),
-                "id": ids.take(order),
-                "label": _LABEL_NAMES.take(pa.array(codes).take(order)),
-            }
-        )
 
 
 class _TxnIds:
@@ -425,7 +346,7 @@ class _WriteBehind:
 class _BulkLoad:
     """What a bulk load keeps while it runs (see `SQLiteStore.bulk_load`)."""
 
-    nodes: _NodeIndex
+    nodes: NodeIdIndex
     # The nid the next new node gets (kept here: reading it would wait for the writer).
     next_nid: int
     # Relationship types whose table was empty when the load began, with the rows written
@@ -617,7 +538,7 @@ class SQLiteStore:
         for name, _ in dropped:
             conn.execute(f'DROP INDEX "{name}"')
         bulk = _BulkLoad(
-            _NodeIndex() if empty else _NodeIndex.of(self.node_columns()),
+            NodeIdIndex() if empty else NodeIdIndex.of(self.node_columns()),
             int(conn.execute(sql.NEXT_NID).fetchone()[0]),
             {t: [] for t in RelType if not conn.execute(sql.rel_has_rows(t)).fetchone()[0]},
         )
@@ -722,11 +643,11 @@ class SQLiteStore:
             raise StoreError(f"{label.value} rows without an id")
         ids = _strings(rows.column("id"))
         with self.transaction():
-            nids, codes = self._lookup_nodes(ids, _ALL_LABELS)
-            clash = np.flatnonzero((codes >= 0) & (codes != _LABELS.index(label)))
+            nids, codes = self._lookup_nodes(ids, ALL_LABELS)
+            clash = np.flatnonzero((codes >= 0) & (codes != LABELS.index(label)))
             if clash.size:
                 shown = ", ".join(
-                    f"{ids[int(i)].as_py()} (a {_LABELS[codes[i]].value})" for i in clash[:5]
+                    f"{ids[int(i)].as_py()} (a {LABELS[codes[i]].value})" for i in clash[:5]
                 )
                 raise StoreError(f"cannot store {label.value} nodes: ids already used by {shown}")
             self._invalidate_copy(_NODES_COPY)
@@ -852,18 +773,19 @@ class SQLiteStore:
         from the bulk load's index, or else with one indexed join over the distinct ids."""
         bulk = self._bulk()
         if bulk is not None:
-            return bulk.nodes.lookup(ids, labels)
+            codes, nids = bulk.nodes.lookup(ids, labels)
+            return nids, codes
         encoded = ids.dictionary_encode()
         distinct: list[Any] = encoded.dictionary.to_pylist()
         found, nids_found, labels_found = self._conn.execute(
             sql.NODES_OF_IDS, (json.dumps(distinct, ensure_ascii=False),)
         ).fetchone()
-        wanted = [_LABELS.index(label) if label in labels else -1 for label in _LABELS]
+        wanted = [LABELS.index(label) if label in labels else -1 for label in LABELS]
         code_of = np.full(len(distinct), -1, np.int8)
         nid_of = np.full(len(distinct), -1, np.int64)
         at = np.array(json.loads(found), np.int64)
         codes = np.array(
-            [wanted[_LABELS.index(Label(v))] for v in json.loads(labels_found)], np.int8
+            [wanted[LABELS.index(Label(v))] for v in json.loads(labels_found)], np.int8
         )
         code_of[at] = codes
         nid_of[at] = np.where(codes >= 0, np.array(json.loads(nids_found), np.int64), -1)
@@ -880,8 +802,8 @@ class SQLiteStore:
         among all nodes for the rest (the store does not police end labels)."""
         nids, _ = self._lookup_nodes(ids, labels)
         missing = np.flatnonzero((nids < 0) & _valid(ids))
-        if missing.size and labels != _ALL_LABELS:
-            nids[missing] = self._lookup_nodes(ids.take(pa.array(missing)), _ALL_LABELS)[0]
+        if missing.size and labels != ALL_LABELS:
+            nids[missing] = self._lookup_nodes(ids.take(pa.array(missing)), ALL_LABELS)[0]
         return nids
 
     def add_aliases(self, rows: pa.Table) -> int:
@@ -1295,7 +1217,7 @@ class SQLiteStore:
         if n == 0:
             return np.empty(0, np.int64), np.empty(0, np.int64)
         ends = pa.concat_arrays([_strings(rows.column("src")), _strings(rows.column("dst"))])
-        nids, _ = self._lookup_nodes(ends, _ALL_LABELS)
+        nids, _ = self._lookup_nodes(ends, ALL_LABELS)
         return nids[:n], nids[n:]
 
     def _inferred_codes(
