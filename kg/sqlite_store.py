@@ -57,6 +57,8 @@ _BULK_INFERRED = 50_000
 # (reading one fact's premises decompresses its segment: ~30-50 µs, mostly per-call cost).
 _PREMISES_SEGMENT_BYTES = 64 * 1024
 _PREMISES_SEGMENT_ITEMS = 1024
+# A bulk load's inserts run on a writer thread (see `_WriteBehind`).
+_WRITER_THREAD = True
 # Rows per stored segment of a columnar copy (one compressed Arrow stream per column).
 _COPY_SEGMENT_ROWS = 2_000_000
 # The columnar copy of the node list (nid, id, label); edge copies are named by `_edges_copy`.
@@ -297,13 +299,16 @@ class _WriteBehind:
     inside each step). Every other use of the connection first waits for it to be idle; a
     failed write fails every later call."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, threaded: bool = True) -> None:
         self._conn = conn
         # A few chunks ahead at most: memory stays bounded when SQLite is the slower side.
         self._queue: queue.Queue[tuple[str, Iterable[Any] | None] | None] = queue.Queue(maxsize=4)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="sqlite-write-behind", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._thread = threading.Thread(target=self._run, name="sqlite-write-behind")
+            self._thread.daemon = True
+            self._thread.start()
 
     def _run(self) -> None:
         while True:
@@ -326,6 +331,9 @@ class _WriteBehind:
         """Run `statement` once per row of `rows`, or once when `rows` is None."""
         self._raise()
         self._queue.put((statement, rows))
+        if self._thread is None:  # not threaded: run it now
+            self._queue.put(None)
+            self._run()
 
     def wait(self) -> None:
         """Return once every submitted write ran; raise the first failure."""
@@ -334,8 +342,9 @@ class _WriteBehind:
 
     def close(self) -> None:
         """Stop the thread once the queue is empty (failures are left to `wait`)."""
-        self._queue.put(None)
-        self._thread.join()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -542,7 +551,7 @@ class SQLiteStore:
             int(conn.execute(sql.NEXT_NID).fetchone()[0]),
             {t: [] for t in RelType if not conn.execute(sql.rel_has_rows(t)).fetchone()[0]},
         )
-        writer = _WriteBehind(conn)
+        writer = _WriteBehind(conn, threaded=_WRITER_THREAD)
         self._local.bulk, self._local.writer = bulk, writer
         try:
             yield

@@ -27,6 +27,12 @@ from kg.store import StoreError, edge_columns, node_columns
 Rows = list[tuple[Any, ...]]
 
 
+@pytest.fixture(autouse=True, params=[True, False], ids=["writer-thread", "inline-writes"])
+def writer_thread(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs with the bulk load's inserts on their thread and inline."""
+    monkeypatch.setattr(sqlite_store, "_WRITER_THREAD", request.param)
+
+
 def dump(db: Path) -> dict[str, Rows]:
     """Every fact of a store file by entity id (nids differ between stores), in one order."""
     with sqlite3.connect(db) as conn:
