@@ -7,6 +7,8 @@ from those schemas are ever formatted into SQL; values are always bound paramete
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from kg.model import NODE_SCHEMAS, REL_SCHEMAS, Label, PropType, RelType
 
 _SQL_TYPES: dict[PropType, str] = {
@@ -181,6 +183,19 @@ SECONDARY_INDEXES = (
 TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 
 # --- writes: rows bound column-wise, nids resolved before the statement ---------------------
+# Parameters in one statement stay below 999, the smallest limit SQLite builds have had.
+MAX_PARAMETERS = 999
+
+
+@lru_cache(maxsize=256)
+def multi_row(statement: str, rows: int) -> str:
+    """A one-row `INSERT ... VALUES (...)` statement of this module with `rows` value groups:
+    one step stores many rows, so the per-row cost of the binding layer is paid once."""
+    head, rest = statement.split(" VALUES (", 1)
+    group, tail = rest.split(")", 1)
+    return f"{head} VALUES " + ", ".join([f"({group})"] * rows) + tail
+
+
 NEXT_NID = "SELECT coalesce(max(nid), 0) + 1 FROM nodes"
 # New nodes get their nid from the store's counter, so that edges written in the same job
 # can name them without reading anything back.

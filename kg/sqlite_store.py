@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,8 @@ _BULK_INFERRED = 50_000
 # (reading one fact's premises decompresses its segment: ~30-50 µs, mostly per-call cost).
 _PREMISES_SEGMENT_BYTES = 64 * 1024
 _PREMISES_SEGMENT_ITEMS = 1024
+# Rows per INSERT statement (at most; fewer when a row has many columns).
+_ROWS_PER_STATEMENT = 64
 # A bulk load's inserts run on a writer thread (see `_WriteBehind`).
 _WRITER_THREAD = True
 # Rows per stored segment of a columnar copy (one compressed Arrow stream per column).
@@ -500,6 +502,25 @@ class SQLiteStore:
         else:
             self._conn.executemany(statement, rows)
 
+    def _insert_columns(
+        self, statement: str, columns: Sequence[Sequence[Any] | repeat[Any]]
+    ) -> None:
+        """A one-row INSERT over column lists (a `repeat` for a constant; at least one list),
+        sent as statements of many rows each, in row order."""
+        width = len(columns)
+        values = list(chain.from_iterable(zip(*columns, strict=False)))  # repeat() is endless
+        count = len(values) // width if width else 0
+        per = max(1, min(_ROWS_PER_STATEMENT, sql.MAX_PARAMETERS // width))
+        full = count // per
+        if full:
+            step = per * width
+            self._write_many(
+                sql.multi_row(statement, per),
+                [values[i * step : (i + 1) * step] for i in range(full)],
+            )
+        if count % per:
+            self._write_many(sql.multi_row(statement, count % per), [values[full * per * width :]])
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         if getattr(self._local, "depth", 0) > 0:
@@ -700,21 +721,22 @@ class SQLiteStore:
             names = _column_values(chunk, "name", "str") if has_name else repeat(None)
             if new:
                 ids = _column_values(chunk, "id", "str")
-                provenance = (_column_values(chunk, c) for c in PROVENANCE_COLUMNS)
-                self._write_many(
-                    sql.NODES_INSERT, zip(chunk_nids, ids, repeat(label.value), names, *provenance)
+                provenance = [_column_values(chunk, c) for c in PROVENANCE_COLUMNS]
+                self._insert_columns(
+                    sql.NODES_INSERT, [chunk_nids, ids, repeat(label.value), names, *provenance]
                 )
             elif has_name:
                 pairs = zip(names, chunk_nids, strict=False)  # names may be repeat(None)
-                self._write_many(sql.NODE_NAME_MERGE, (p for p in pairs if p[0] is not None))
+                self._write_many(sql.NODE_NAME_MERGE, [p for p in pairs if p[0] is not None])
             props = [chunk_nids, *(_column_values(chunk, p, k) for p, k in schema.props.items())]
             props.append(_extra_json(chunk, known))
-            rows_of_props: Iterable[tuple[Any, ...]] = zip(*props, strict=True)
             if not any(p in chunk.column_names for p in schema.props):
                 # Nothing but maybe unknown columns (devices): a node without properties
                 # needs no row in its label's table.
-                rows_of_props = (r for r in rows_of_props if r[-1] is not None)
-            self._write_many(sql.node_props_upsert(label), rows_of_props)
+                kept = [i for i, extra in enumerate(props[-1]) if extra is not None]
+                props = [[column[i] for i in kept] for column in props]
+            if props[0]:
+                self._insert_columns(sql.node_props_upsert(label), props)
 
     def upsert_edges(self, rel_type: RelType, rows: pa.Table) -> int:
         rel_type = RelType(rel_type)
@@ -761,7 +783,7 @@ class SQLiteStore:
                 columns += [_column_values(chunk, p, k) for p, k in schema.props.items()]
                 columns.append(_extra_json(chunk, known))
                 columns += [_column_values(chunk, c) for c in PROVENANCE_COLUMNS]
-                self._write_many(statement, zip(*columns, strict=True))
+                self._insert_columns(statement, columns)
             bulk = self._bulk()
             if bulk is not None and rel_type in bulk.edges:
                 mirrored = _copy_rows(rel_type, src, dst, keys, rows)
@@ -911,9 +933,9 @@ class SQLiteStore:
         # In slices: ten million pairs as Python tuples at once would cost gigabytes.
         for offset in range(0, segment.num_rows, _WRITE_CHUNK * 4):
             rows = segment.slice(offset, _WRITE_CHUNK * 4)
-            self._write_many(
+            self._insert_columns(
                 sql.TRANSFERS_INSERT,
-                zip(*(rows.column(c).to_pylist() for c in schema.names if c != "key"), strict=True),
+                [rows.column(c).to_pylist() for c in schema.names if c != "key"],
             )
         return segment
 

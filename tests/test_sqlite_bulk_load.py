@@ -8,6 +8,7 @@ rows, with the merge rules worked by hand below.
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -312,3 +313,41 @@ def test_a_write_that_fails_inside_sqlite_fails_the_job_and_writes_nothing(
     assert store.count_nodes() == 1
     node = store.get_node("p0")
     assert node is not None and node.props["name"] == "零"
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk-load", "plain"])
+def test_rows_of_a_batch_merge_in_row_order_across_statements(tmp_path: Path, bulk: bool) -> None:
+    """A batch goes to SQLite as statements of many rows each; repeated ids and edges
+    still merge in row order (expected values worked out row by row here)."""
+    rng = random.Random(3)
+    ids = [f"p{rng.randrange(9)}" for _ in range(300)]
+    names = [rng.choice([None, "甲", "乙", "丙"]) for _ in ids]
+    edges = [(f"p{rng.randrange(9)}", "c1") for _ in range(300)]
+    pct = [rng.choice([None, 1.0, 2.0, 3.0]) for _ in edges]
+    expected_names: dict[str, str | None] = {}
+    for node_id, name in zip(ids, names, strict=True):
+        expected_names[node_id] = name if name is not None else expected_names.get(node_id)
+    expected_pct: dict[str, float | None] = {}
+    for (src, _), value in zip(edges, pct, strict=True):
+        expected_pct[src] = value if value is not None else expected_pct.get(src)
+
+    def writes(s: SQLiteStore) -> None:
+        s.upsert_nodes(Label.COMPANY, pa.table({"id": ["c1"]}))
+        s.upsert_nodes(Label.PERSON, persons(ids, names, list(range(300))))
+        s.upsert_edges(
+            RelType.HOLDS_SHARES,
+            shares([(a, b, v, None, 1) for (a, b), v in zip(edges, pct, strict=True)]),
+        )
+
+    store = SQLiteStore(tmp_path / "kg.db")
+    if bulk:
+        in_bulk_load(store, writes)
+    else:
+        writes(store)
+    for node_id, name in expected_names.items():
+        node = store.get_node(node_id)
+        assert node is not None and node.props.get("name") == name
+        assert node.provenance is not None and node.provenance.line == ids.index(node_id)
+    got = {e.src: e.props.get("share_pct") for e in store.neighbours("c1", RelType.HOLDS_SHARES)}
+    assert got == expected_pct
+    copies_equal_rows(store, tmp_path / "kg.db")
