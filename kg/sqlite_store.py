@@ -304,7 +304,8 @@ class _WriteBehind:
     def __init__(self, conn: sqlite3.Connection, *, threaded: bool = True) -> None:
         self._conn = conn
         # A few chunks ahead at most: memory stays bounded when SQLite is the slower side.
-        self._queue: queue.Queue[tuple[str, Iterable[Any] | None] | None] = queue.Queue(maxsize=4)
+        self._queue: queue.Queue[tuple[str | tuple[str, ...], Iterable[Any] | None] | None]
+        self._queue = queue.Queue(maxsize=8)
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         if threaded:
@@ -319,18 +320,22 @@ class _WriteBehind:
                 if item is None:
                     return
                 if self._error is None:
-                    statement, rows = item
-                    if rows is None:
-                        self._conn.execute(statement)
+                    statements, rows = item
+                    if isinstance(statements, tuple):
+                        for statement in statements:
+                            self._conn.execute(statement)
+                    elif rows is None:
+                        self._conn.execute(statements)
                     else:
-                        self._conn.executemany(statement, rows)
+                        self._conn.executemany(statements, rows)
             except BaseException as exc:  # handed to the caller's thread
                 self._error = exc
             finally:
                 self._queue.task_done()
 
-    def submit(self, statement: str, rows: Iterable[Any] | None) -> None:
-        """Run `statement` once per row of `rows`, or once when `rows` is None."""
+    def submit(self, statement: str | tuple[str, ...], rows: Iterable[Any] | None) -> None:
+        """Run `statement` once per row of `rows`, or once when `rows` is None (a tuple of
+        statements: each once, in order)."""
         self._raise()
         self._queue.put((statement, rows))
         if self._thread is None:  # not threaded: run it now
@@ -358,6 +363,8 @@ class _BulkLoad:
     """What a bulk load keeps while it runs (see `SQLiteStore.bulk_load`)."""
 
     nodes: NodeIdIndex
+    # Secondary indexes dropped for the load and not built yet: (table, CREATE statement).
+    indexes: list[tuple[str, str]]
     # The nid the next new node gets (kept here: reading it would wait for the writer).
     next_nid: int
     # Relationship types whose table was empty when the load began, with the rows written
@@ -493,12 +500,17 @@ class SQLiteStore:
             writer.wait()
         return conn
 
-    def _write_many(self, statement: str, rows: Iterable[Any]) -> None:
-        """executemany, handed to the bulk load's writer thread when one runs (`rows` must
-        not change afterwards)."""
+    def _write_many(self, statement: str | tuple[str, ...], rows: Iterable[Any] | None) -> None:
+        """executemany (`rows` None: execute; a tuple of statements: each in order), handed
+        to the bulk load's writer thread when one runs (`rows` must not change afterwards)."""
         writer: _WriteBehind | None = getattr(self._local, "writer", None)
         if writer is not None:
             writer.submit(statement, rows)
+        elif isinstance(statement, tuple):
+            for one in statement:
+                self._conn.execute(one)
+        elif rows is None:
+            self._conn.execute(statement)
         else:
             self._conn.executemany(statement, rows)
 
@@ -565,10 +577,11 @@ class SQLiteStore:
         # random B-tree inserts; the drop is part of the job's transaction, so a failed
         # job rolls it back with everything else.
         dropped = conn.execute(sql.SECONDARY_INDEXES).fetchall() if empty else []
-        for name, _ in dropped:
+        for name, _, _ in dropped:
             conn.execute(f'DROP INDEX "{name}"')
         bulk = _BulkLoad(
             NodeIdIndex() if empty else NodeIdIndex.of(self.node_columns()),
+            [(table, create) for _, table, create in dropped],
             int(conn.execute(sql.NEXT_NID).fetchone()[0]),
             {t: [] for t in RelType if not conn.execute(sql.rel_has_rows(t)).fetchone()[0]},
         )
@@ -576,7 +589,7 @@ class SQLiteStore:
         self._local.bulk, self._local.writer = bulk, writer
         try:
             yield
-            self._finish_bulk_load(bulk, writer, [create for _, create in dropped])
+            self._finish_bulk_load(bulk, writer)
         finally:
             self._local.bulk, self._local.writer = None, None
             writer.close()
@@ -584,9 +597,15 @@ class SQLiteStore:
         # (the copies the load could not keep are read back from the rows).
         self.refresh_columnar_copies()
 
-    def _finish_bulk_load(
-        self, bulk: _BulkLoad, writer: _WriteBehind, indexes: Sequence[str]
-    ) -> None:
+    def _build_deferred_indexes(self, bulk: _BulkLoad, but: frozenset[str] = frozenset()) -> None:
+        """Build the indexes the load dropped, except those of the tables in `but`, on the
+        writer thread (one item, so the queue stays open for other writes)."""
+        due = tuple(create for table, create in bulk.indexes if table not in but)
+        bulk.indexes = [(table, create) for table, create in bulk.indexes if table in but]
+        if due:
+            self._write_many(due, None)
+
+    def _finish_bulk_load(self, bulk: _BulkLoad, writer: _WriteBehind) -> None:
         """Build the dropped indexes on the writer thread and meanwhile, in this one, the
         columnar copies of the node list and of each relationship type that was empty when
         the load began, from what the load kept (nothing read back from the rows)."""
@@ -599,8 +618,7 @@ class SQLiteStore:
             for name, schema, parts in due:
                 if (parts is None or parts) and not self._copy_is_current(conn, name):
                     copies.append((name, self._copy_version(conn, name), schema, parts))
-        for create in indexes:
-            writer.submit(create, None)
+        self._build_deferred_indexes(bulk)
         for name, version, schema, parts in copies:
             table = (
                 bulk.nodes.table() if parts is None else _merge_edge_rows(pa.concat_tables(parts))
@@ -855,6 +873,11 @@ class SQLiteStore:
                 cache["txn_ids"] = _TxnIds()
                 for stored in self._transaction_columns(["txn_id"]):
                     cache["txn_ids"].add(_strings(stored.column("txn_id")))
+            bulk = self._bulk()
+            if bulk is not None and bulk.indexes:
+                # Transactions come after the nodes and edges they connect: the other tables'
+                # indexes are built while this thread reads and checks the transactions.
+                self._build_deferred_indexes(bulk, frozenset({sql.rel_table(RelType.TRANSFERRED)}))
             seen: _TxnIds = cache["txn_ids"]
             txn_ids = _strings(rows.column("txn_id"))
             keep, prints = seen.new_rows(txn_ids)
