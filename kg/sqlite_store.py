@@ -305,7 +305,7 @@ class _WriteBehind:
         self._conn = conn
         # A few chunks ahead at most: memory stays bounded when SQLite is the slower side.
         self._queue: queue.Queue[tuple[str | tuple[str, ...], Iterable[Any] | None] | None]
-        self._queue = queue.Queue(maxsize=8)
+        self._queue = queue.Queue(maxsize=6)
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         if threaded:
@@ -954,8 +954,8 @@ class SQLiteStore:
         """Insert a slice of aggregated transfers (`edge_batches` columns); returns it."""
         schema = edge_schema(RelType.TRANSFERRED)
         # In slices: ten million pairs as Python tuples at once would cost gigabytes.
-        for offset in range(0, segment.num_rows, _WRITE_CHUNK * 4):
-            rows = segment.slice(offset, _WRITE_CHUNK * 4)
+        for offset in range(0, segment.num_rows, _WRITE_CHUNK * 2):
+            rows = segment.slice(offset, _WRITE_CHUNK * 2)
             self._insert_columns(
                 sql.TRANSFERS_INSERT,
                 [rows.column(c).to_pylist() for c in schema.names if c != "key"],
