@@ -371,6 +371,8 @@ class _BulkLoad:
     # since in write order (src, dst, key and properties, as the columnar copy keeps them);
     # a type leaves the map when a write cannot be mirrored exactly.
     edges: dict[RelType, list[pa.Table]]
+    # Whether transactions were written yet (see `SQLiteStore._flush_bulk_load`).
+    transactions_begun: bool = False
 
 
 _EDGE_KEY = [("src", "ascending"), ("dst", "ascending"), ("key", "ascending")]
@@ -589,7 +591,8 @@ class SQLiteStore:
         self._local.bulk, self._local.writer = bulk, writer
         try:
             yield
-            self._finish_bulk_load(bulk, writer)
+            self._flush_bulk_load(bulk, final=True)
+            writer.wait()
         finally:
             self._local.bulk, self._local.writer = None, None
             writer.close()
@@ -605,30 +608,43 @@ class SQLiteStore:
         if due:
             self._write_many(due, None)
 
-    def _finish_bulk_load(self, bulk: _BulkLoad, writer: _WriteBehind) -> None:
-        """Build the dropped indexes on the writer thread and meanwhile, in this one, the
-        columnar copies of the node list and of each relationship type that was empty when
-        the load began, from what the load kept (nothing read back from the rows)."""
+    def _flush_bulk_load(self, bulk: _BulkLoad, *, final: bool) -> None:
+        """Build deferred indexes on the writer thread and meanwhile, in this one, write the
+        columnar copies from what the load kept (nothing read back from the rows).
+
+        Not final (transactions begin): the nodes and edges they connect are taken as
+        complete, so every index but the transfers' is built and the edge copies written,
+        which frees what was kept for them; an edge written later leaves its copy stale, and
+        the end of the load reads that type back from its rows. The node index stays: the
+        transactions need it. Final: the rest, the node list's copy included.
+        """
         conn = self._conn
-        copies: list[tuple[str, int, pa.Schema, list[pa.Table] | None]] = []
+        due: list[tuple[str, pa.Schema, list[pa.Table] | None]] = []
         if self._has_columnar:
-            due: list[tuple[str, pa.Schema, list[pa.Table] | None]]
-            due = [(_NODES_COPY, _NODE_COPY_SCHEMA, None)]
-            due += [(_edges_copy(t), edge_schema(t), parts) for t, parts in bulk.edges.items()]
-            for name, schema, parts in due:
-                if (parts is None or parts) and not self._copy_is_current(conn, name):
-                    copies.append((name, self._copy_version(conn, name), schema, parts))
-        self._build_deferred_indexes(bulk)
-        for name, version, schema, parts in copies:
-            table = (
-                bulk.nodes.table() if parts is None else _merge_edge_rows(pa.concat_tables(parts))
-            )
+            if final:
+                due.append((_NODES_COPY, _NODE_COPY_SCHEMA, None))
+            due += [
+                (_edges_copy(t), edge_schema(t), kept) for t, kept in bulk.edges.items() if kept
+            ]
+        copies = [
+            (name, self._copy_version(conn, name), schema, kept)
+            for name, schema, kept in due
+            if not self._copy_is_current(conn, name)
+        ]
+        if not final:
+            bulk.edges.clear()
+        self._build_deferred_indexes(
+            bulk, frozenset() if final else frozenset({sql.rel_table(RelType.TRANSFERRED)})
+        )
+        while copies:
+            name, version, schema, kept = copies.pop(0)
+            table = bulk.nodes.table() if kept is None else _merge_edge_rows(pa.concat_tables(kept))
+            del kept
             segments = (
                 _copy_layout(table.slice(start, _COPY_SEGMENT_ROWS), name)
                 for start in range(0, table.num_rows, _COPY_SEGMENT_ROWS)
             )
             self._write_copy(name, schema, segments, version)
-        writer.wait()
 
     def _execute_write(self, conn: sqlite3.Connection, statement: str) -> None:
         try:
@@ -874,10 +890,11 @@ class SQLiteStore:
                 for stored in self._transaction_columns(["txn_id"]):
                     cache["txn_ids"].add(_strings(stored.column("txn_id")))
             bulk = self._bulk()
-            if bulk is not None and bulk.indexes:
+            if bulk is not None and not bulk.transactions_begun:
                 # Transactions come after the nodes and edges they connect: the other tables'
                 # indexes are built while this thread reads and checks the transactions.
-                self._build_deferred_indexes(bulk, frozenset({sql.rel_table(RelType.TRANSFERRED)}))
+                bulk.transactions_begun = True
+                self._flush_bulk_load(bulk, final=False)
             seen: _TxnIds = cache["txn_ids"]
             txn_ids = _strings(rows.column("txn_id"))
             keep, prints = seen.new_rows(txn_ids)
@@ -930,6 +947,9 @@ class SQLiteStore:
         parts = list(self._transaction_columns(["from_nid", "to_nid", "amount", "ts"]))
         name = _edges_copy(RelType.TRANSFERRED)
         with self.transaction():
+            # The job's txn_id memo is read again if more transactions come; the rebuild's
+            # peak memory is the job's, so the memo goes now.
+            self._job_cache().pop("txn_ids", None)
             bulk = self._bulk()
             if bulk is not None:  # the rebuild writes this copy itself
                 bulk.edges.pop(RelType.TRANSFERRED, None)

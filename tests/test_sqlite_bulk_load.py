@@ -351,3 +351,22 @@ def test_rows_of_a_batch_merge_in_row_order_across_statements(tmp_path: Path, bu
     got = {e.src: e.props.get("share_pct") for e in store.neighbours("c1", RelType.HOLDS_SHARES)}
     assert got == expected_pct
     copies_equal_rows(store, tmp_path / "kg.db")
+
+
+def test_edges_written_after_the_transactions_began_reach_the_copies(tmp_path: Path) -> None:
+    """When transactions begin, the load writes the edge copies early; an edge written
+    after that must still be in the copy the projection reads."""
+
+    def writes(s: SQLiteStore) -> None:
+        merges(s)
+        s.upsert_nodes(Label.ACCOUNT, pa.table({"id": ["A1", "A2"]}))
+        s.insert_transactions(transactions(["t1", "t2"]))
+        s.upsert_edges(RelType.HOLDS_SHARES, shares([("p3", "c2", 9.0, None, 7)]))
+        s.rebuild_transfers()
+
+    store = SQLiteStore(tmp_path / "kg.db")
+    in_bulk_load(store, writes)
+    edges = edge_columns(store, RelType.HOLDS_SHARES, ["share_pct"])
+    assert 9.0 in edges.column("share_pct").to_pylist()
+    assert edge_columns(store, RelType.TRANSFERRED).num_rows == 1
+    copies_equal_rows(store, tmp_path / "kg.db")
