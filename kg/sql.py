@@ -175,9 +175,9 @@ SET_META = (
     "INSERT INTO meta(key, value) VALUES (?, ?) "
     "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 )
-# Non-unique indexes: a bulk load into an empty store drops them and builds them later.
+# Non-unique indexes: a bulk load into an empty store drops them and builds them at the end.
 SECONDARY_INDEXES = (
-    "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
     "AND sql NOT LIKE 'CREATE UNIQUE%'"
 )
 TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"

@@ -8,7 +8,6 @@ run inside `transaction()` and commit together or not at all.
 from __future__ import annotations
 
 import json
-import queue
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -59,8 +58,6 @@ _PREMISES_SEGMENT_BYTES = 64 * 1024
 _PREMISES_SEGMENT_ITEMS = 1024
 # Rows per INSERT statement (at most; fewer when a row has many columns).
 _ROWS_PER_STATEMENT = 64
-# A bulk load's inserts run on a writer thread (see `_WriteBehind`).
-_WRITER_THREAD = True
 # Rows per stored segment of a columnar copy (one compressed Arrow stream per column).
 _COPY_SEGMENT_ROWS = 2_000_000
 # The columnar copy of the node list (nid, id, label); edge copies are named by `_edges_copy`.
@@ -295,77 +292,14 @@ def _fingerprints(values: pa.Array) -> npt.NDArray[np.int64]:
     return np.fromiter(map(hash, values.to_pylist()), np.int64, count=len(values))
 
 
-class _WriteBehind:
-    """One thread that runs a bulk load's inserts in order on the job's connection, so that
-    SQLite writes while the caller prepares the next batch (`sqlite3` lets go of the GIL
-    inside each step). Every other use of the connection first waits for it to be idle; a
-    failed write fails every later call."""
-
-    def __init__(self, conn: sqlite3.Connection, *, threaded: bool = True) -> None:
-        self._conn = conn
-        # A few chunks ahead at most: memory stays bounded when SQLite is the slower side.
-        self._queue: queue.Queue[tuple[str | tuple[str, ...], Iterable[Any] | None] | None]
-        self._queue = queue.Queue(maxsize=6)
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        if threaded:
-            self._thread = threading.Thread(target=self._run, name="sqlite-write-behind")
-            self._thread.daemon = True
-            self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                if self._error is None:
-                    statements, rows = item
-                    if isinstance(statements, tuple):
-                        for statement in statements:
-                            self._conn.execute(statement)
-                    elif rows is None:
-                        self._conn.execute(statements)
-                    else:
-                        self._conn.executemany(statements, rows)
-            except BaseException as exc:  # handed to the caller's thread
-                self._error = exc
-            finally:
-                self._queue.task_done()
-
-    def submit(self, statement: str | tuple[str, ...], rows: Iterable[Any] | None) -> None:
-        """Run `statement` once per row of `rows`, or once when `rows` is None (a tuple of
-        statements: each once, in order)."""
-        self._raise()
-        self._queue.put((statement, rows))
-        if self._thread is None:  # not threaded: run it now
-            self._queue.put(None)
-            self._run()
-
-    def wait(self) -> None:
-        """Return once every submitted write ran; raise the first failure."""
-        self._queue.join()
-        self._raise()
-
-    def close(self) -> None:
-        """Stop the thread once the queue is empty (failures are left to `wait`)."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-
 @dataclass(slots=True)
 class _BulkLoad:
     """What a bulk load keeps while it runs (see `SQLiteStore.bulk_load`)."""
 
     nodes: NodeIdIndex
-    # Secondary indexes dropped for the load and not built yet: (table, CREATE statement).
-    indexes: list[tuple[str, str]]
-    # The nid the next new node gets (kept here: reading it would wait for the writer).
+    # CREATE statements of the secondary indexes dropped for the load, built at its end.
+    indexes: list[str]
+    # The nid the next new node gets.
     next_nid: int
     # Relationship types whose table was empty when the load began, with the rows written
     # since in write order (src, dst, key and properties, as the columnar copy keeps them);
@@ -497,24 +431,7 @@ class SQLiteStore:
             conn = self._connect()
             self._local.conn = conn
             self._local.depth = 0
-        writer: _WriteBehind | None = getattr(self._local, "writer", None)
-        if writer is not None:
-            writer.wait()
         return conn
-
-    def _write_many(self, statement: str | tuple[str, ...], rows: Iterable[Any] | None) -> None:
-        """executemany (`rows` None: execute; a tuple of statements: each in order), handed
-        to the bulk load's writer thread when one runs (`rows` must not change afterwards)."""
-        writer: _WriteBehind | None = getattr(self._local, "writer", None)
-        if writer is not None:
-            writer.submit(statement, rows)
-        elif isinstance(statement, tuple):
-            for one in statement:
-                self._conn.execute(one)
-        elif rows is None:
-            self._conn.execute(statement)
-        else:
-            self._conn.executemany(statement, rows)
 
     def _insert_columns(
         self, statement: str, columns: Sequence[Sequence[Any] | repeat[Any]]
@@ -528,12 +445,12 @@ class SQLiteStore:
         full = count // per
         if full:
             step = per * width
-            self._write_many(
+            self._conn.executemany(
                 sql.multi_row(statement, per),
                 [values[i * step : (i + 1) * step] for i in range(full)],
             )
         if count % per:
-            self._write_many(sql.multi_row(statement, count % per), [values[full * per * width :]])
+            self._conn.execute(sql.multi_row(statement, count % per), values[full * per * width :])
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -579,46 +496,39 @@ class SQLiteStore:
         # random B-tree inserts; the drop is part of the job's transaction, so a failed
         # job rolls it back with everything else.
         dropped = conn.execute(sql.SECONDARY_INDEXES).fetchall() if empty else []
-        for name, _, _ in dropped:
+        for name, _ in dropped:
             conn.execute(f'DROP INDEX "{name}"')
         bulk = _BulkLoad(
             NodeIdIndex() if empty else NodeIdIndex.of(self.node_columns()),
-            [(table, create) for _, table, create in dropped],
+            [create for _, create in dropped],
             int(conn.execute(sql.NEXT_NID).fetchone()[0]),
             {t: [] for t in RelType if not conn.execute(sql.rel_has_rows(t)).fetchone()[0]},
         )
-        writer = _WriteBehind(conn, threaded=_WRITER_THREAD)
-        self._local.bulk, self._local.writer = bulk, writer
+        self._local.bulk = bulk
         try:
             yield
             self._flush_bulk_load(bulk, final=True)
-            writer.wait()
         finally:
-            self._local.bulk, self._local.writer = None, None
-            writer.close()
+            self._local.bulk = None
         # In the same transaction: the first projection after a load reads columns, not rows
         # (the copies the load could not keep are read back from the rows).
         self.refresh_columnar_copies()
 
-    def _build_deferred_indexes(self, bulk: _BulkLoad, but: frozenset[str] = frozenset()) -> None:
-        """Build the indexes the load dropped, except those of the tables in `but`, on the
-        writer thread (one item, so the queue stays open for other writes)."""
-        due = tuple(create for table, create in bulk.indexes if table not in but)
-        bulk.indexes = [(table, create) for table, create in bulk.indexes if table in but]
-        if due:
-            self._write_many(due, None)
-
     def _flush_bulk_load(self, bulk: _BulkLoad, *, final: bool) -> None:
-        """Build deferred indexes on the writer thread and meanwhile, in this one, write the
-        columnar copies from what the load kept (nothing read back from the rows).
+        """Write the columnar copies from what the load kept (nothing read back from the
+        rows); at the end of the load (final), build the indexes it dropped first.
 
-        Not final (transactions begin): the nodes and edges they connect are taken as
-        complete, so every index but the transfers' is built and the edge copies written,
-        which frees what was kept for them; an edge written later leaves its copy stale, and
-        the end of the load reads that type back from its rows. The node index stays: the
-        transactions need it. Final: the rest, the node list's copy included.
+        When transactions begin (not final), the nodes and edges they connect are taken as
+        complete: the edge copies are written then, which frees what was kept for them
+        before the transfer rebuild, the job's peak. An edge written later leaves its copy
+        stale, and the end of the load reads that type back from its rows. The node index
+        stays (the transactions need it); its copy is written at the end.
         """
         conn = self._conn
+        if final:
+            for create in bulk.indexes:
+                conn.execute(create)
+            bulk.indexes = []
         due: list[tuple[str, pa.Schema, list[pa.Table] | None]] = []
         if self._has_columnar:
             if final:
@@ -626,25 +536,20 @@ class SQLiteStore:
             due += [
                 (_edges_copy(t), edge_schema(t), kept) for t, kept in bulk.edges.items() if kept
             ]
-        copies = [
-            (name, self._copy_version(conn, name), schema, kept)
-            for name, schema, kept in due
-            if not self._copy_is_current(conn, name)
-        ]
         if not final:
             bulk.edges.clear()
-        self._build_deferred_indexes(
-            bulk, frozenset() if final else frozenset({sql.rel_table(RelType.TRANSFERRED)})
-        )
-        while copies:
-            name, version, schema, kept = copies.pop(0)
+        for name, schema, kept in due:
+            if self._copy_is_current(conn, name):
+                continue
             table = bulk.nodes.table() if kept is None else _merge_edge_rows(pa.concat_tables(kept))
-            del kept
-            segments = (
-                _copy_layout(table.slice(start, _COPY_SEGMENT_ROWS), name)
-                for start in range(0, table.num_rows, _COPY_SEGMENT_ROWS)
+            self._write_copy(
+                name,
+                schema,
+                (
+                    _copy_layout(table.slice(start, _COPY_SEGMENT_ROWS), name)
+                    for start in range(0, table.num_rows, _COPY_SEGMENT_ROWS)
+                ),
             )
-            self._write_copy(name, schema, segments, version)
 
     def _execute_write(self, conn: sqlite3.Connection, statement: str) -> None:
         try:
@@ -761,7 +666,7 @@ class SQLiteStore:
                 )
             elif has_name:
                 pairs = zip(names, chunk_nids, strict=False)  # names may be repeat(None)
-                self._write_many(sql.NODE_NAME_MERGE, [p for p in pairs if p[0] is not None])
+                self._conn.executemany(sql.NODE_NAME_MERGE, [p for p in pairs if p[0] is not None])
             props = [chunk_nids, *(_column_values(chunk, p, k) for p, k in schema.props.items())]
             props.append(_extra_json(chunk, known))
             if not any(p in chunk.column_names for p in schema.props):
@@ -874,7 +779,7 @@ class SQLiteStore:
     def add_aliases(self, rows: pa.Table) -> int:
         pairs = list(zip(_column_values(rows, "alias"), _column_values(rows, "id"), strict=True))
         with self.transaction():
-            self._write_many(sql.ALIAS_UPSERT, pairs)
+            self._conn.executemany(sql.ALIAS_UPSERT, pairs)
         return len(pairs)
 
     def insert_transactions(self, rows: pa.Table) -> int:
@@ -891,8 +796,7 @@ class SQLiteStore:
                     cache["txn_ids"].add(_strings(stored.column("txn_id")))
             bulk = self._bulk()
             if bulk is not None and not bulk.transactions_begun:
-                # Transactions come after the nodes and edges they connect: the other tables'
-                # indexes are built while this thread reads and checks the transactions.
+                # what the load kept for the edges is written out before the transfer rebuild
                 bulk.transactions_begun = True
                 self._flush_bulk_load(bulk, final=False)
             seen: _TxnIds = cache["txn_ids"]
@@ -937,8 +841,8 @@ class SQLiteStore:
             with pa.ipc.new_stream(sink, segment.schema, options=options) as writer:
                 writer.write_table(segment)
             job = segment.column("_job")[0].as_py() if "_job" in segment.column_names else None
-            self._write_many(
-                sql.TXN_SEGMENT_INSERT, [(segment.num_rows, job, sink.getvalue().to_pybytes())]
+            self._conn.execute(
+                sql.TXN_SEGMENT_INSERT, (segment.num_rows, job, sink.getvalue().to_pybytes())
             )
             seen.add(segment.column("txn_id").combine_chunks(), prints[keep])
         return int(segment.num_rows)
@@ -1227,7 +1131,7 @@ class SQLiteStore:
     def _invalidate_copy(self, name: str) -> None:
         """Bump the version of a copy; called inside the transaction that changes its rows."""
         if self._has_columnar:
-            self._write_many(sql.COLUMNAR_BUMP, [(name,)])
+            self._conn.execute(sql.COLUMNAR_BUMP, (name,))
 
     @staticmethod
     def _copy_version(conn: sqlite3.Connection, name: str) -> int:
@@ -1260,29 +1164,25 @@ class SQLiteStore:
             }
         )
 
-    def _write_copy(
-        self, name: str, schema: pa.Schema, parts: Iterable[pa.Table], version: int | None = None
-    ) -> None:
-        """Replace copy `name` by `parts` (one stored segment each) at `version`, the current
-        one by default; inside a transaction."""
-        if version is None:
-            version = self._copy_version(self._conn, name)
-        self._write_many(sql.COLUMNAR_CLEAR, [(name,)])
+    def _write_copy(self, name: str, schema: pa.Schema, parts: Iterable[pa.Table]) -> None:
+        """Replace copy `name` by `parts` (one stored segment each) at the current version;
+        inside a transaction."""
+        conn = self._conn
+        version = self._copy_version(conn, name)
+        conn.execute(sql.COLUMNAR_CLEAR, (name,))
         written = 0
         for part in parts:
-            # Inserts go through the bulk load's writer when one runs: the next segment is
-            # compressed while SQLite stores this one.
             for column in part.column_names:
                 body = _ipc_column(column, part.column(column))
-                self._write_many(
-                    sql.COLUMNAR_INSERT, [(name, column, written, version, part.num_rows, body)]
+                conn.execute(
+                    sql.COLUMNAR_INSERT, (name, column, written, version, part.num_rows, body)
                 )
             written += 1
         if written == 0:  # an empty copy is still a copy: its columns exist with no rows
             empty = _copy_layout(schema.empty_table(), name)
             for column in empty.column_names:
                 body = _ipc_column(column, empty.column(column))
-                self._write_many(sql.COLUMNAR_INSERT, [(name, column, 0, version, 0, body)])
+                conn.execute(sql.COLUMNAR_INSERT, (name, column, 0, version, 0, body))
 
     # --- inferred facts -----------------------------------------------------------------------
     def _inferred_ends(self, rows: pa.Table) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:

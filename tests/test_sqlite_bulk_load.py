@@ -28,12 +28,6 @@ from kg.store import StoreError, edge_columns, node_columns
 Rows = list[tuple[Any, ...]]
 
 
-@pytest.fixture(autouse=True, params=[True, False], ids=["writer-thread", "inline-writes"])
-def writer_thread(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test runs with the bulk load's inserts on their thread and inline."""
-    monkeypatch.setattr(sqlite_store, "_WRITER_THREAD", request.param)
-
-
 def dump(db: Path) -> dict[str, Rows]:
     """Every fact of a store file by entity id (nids differ between stores), in one order."""
     with sqlite3.connect(db) as conn:
@@ -300,8 +294,8 @@ def test_a_txn_id_is_stored_once_whatever_its_fingerprint(
 def test_a_write_that_fails_inside_sqlite_fails_the_job_and_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Inserts may run on the bulk load's writer thread: a failure there still fails the
-    job in the caller's thread, and the whole job is rolled back."""
+    """A statement SQLite refuses in the middle of a bulk load fails the job, and the
+    whole job is rolled back."""
     store = SQLiteStore(tmp_path / "kg.db")
     store.upsert_nodes(Label.PERSON, persons(["p0"], ["零"], [1]))
     monkeypatch.setattr(
