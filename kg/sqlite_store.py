@@ -707,10 +707,7 @@ class SQLiteStore:
                 order = np.lexsort((dst, src))
             else:
                 ends = pa.table({"src": src, "dst": dst, "key": keys})
-                order = pc.sort_indices(
-                    ends,
-                    sort_keys=[("src", "ascending"), ("dst", "ascending"), ("key", "ascending")],
-                ).to_numpy()
+                order = pc.sort_indices(ends, sort_keys=_EDGE_KEY).to_numpy()
             taken = pa.array(order)
             rows = rows.take(taken)
             src, dst, keys = src[order], dst[order], keys.take(taken)
