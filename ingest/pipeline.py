@@ -34,6 +34,7 @@ from ingest.readers import (
     read_header,
 )
 from ingest.validate import Reject, validate_batch
+from kg.id_index import ALL_LABELS, LABELS, UNKNOWN, NodeIdIndex
 from kg.model import Label
 from kg.store import GraphStore
 
@@ -139,56 +140,34 @@ def canonical_sources(directory: Path) -> list[SourceFile]:
     return sources
 
 
-LABELS: tuple[Label, ...] = tuple(Label)
-UNKNOWN = -1
-
-
 class _Resolver:
     """Maps every id the job may reference to its canonical id and label.
 
-    Lookups of whole columns are vectorised (Arrow hash joins); the Python dict serves the
-    per-record decisions of entity resolution.
+    The known ids are a `NodeIdIndex` (a column is looked up with one hash join against the
+    labels it may point at); the Python dict serves the per-record decisions of entity
+    resolution.
     """
 
     def __init__(self, store: GraphStore) -> None:
         self.store = store
-        self.labels: dict[str, Label] = {}
         self.canonical: dict[str, str] = {}
         self._store_empty = store.count_nodes() == 0
-        # The known ids as Arrow chunks, appended as nodes are written (never rebuilt from
-        # the dict: at a million customers that costs seconds per file).
-        self._id_chunks: list[pa.Array] = []
-        self._code_chunks: list[np.ndarray] = []
-        self._known: tuple[pa.Array, np.ndarray] | None = None
+        self._known = NodeIdIndex()
         if not self._store_empty:
             for batch in store.node_batches():
-                ids = batch.column("id").to_pylist()
-                labels = [Label(v) for v in batch.column("label").to_pylist()]
-                self.labels.update(zip(ids, labels, strict=True))
-                self._append(ids, [LABELS.index(label) for label in labels])
+                labels = batch.column("label")
+                for label in LABELS:
+                    self.add(batch.column("id").filter(pc.equal(labels, label.value)), label)
 
-    def add(self, ids: list[str], label: Label) -> None:
-        new = [node_id for node_id in dict.fromkeys(ids) if node_id not in self.labels]
-        for node_id in new:
-            self.labels[node_id] = label
-        self._append(new, [LABELS.index(label)] * len(new))
+    def add(self, ids: pa.Array | pa.ChunkedArray, label: Label) -> None:
+        """Ids now stored as nodes of `label`."""
+        distinct = pc.unique(ids.drop_null())
+        if isinstance(distinct, pa.ChunkedArray):
+            distinct = distinct.combine_chunks()
+        self._known.add(label, distinct)
 
-    def _append(self, ids: list[str], codes: list[int]) -> None:
-        if ids:
-            self._id_chunks.append(pa.array(ids, pa.string()))
-            self._code_chunks.append(np.asarray(codes, dtype=np.int8))
-            self._known = None
-
-    def _known_arrays(self) -> tuple[pa.Array, np.ndarray]:
-        if self._known is None:
-            self._known = (
-                pa.concat_arrays(self._id_chunks) if self._id_chunks else pa.array([], pa.string()),
-                np.concatenate(self._code_chunks) if self._code_chunks else np.empty(0, np.int8),
-            )
-        return self._known
-
-    def resolve(self, values: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
-        """Canonical ids (null where unknown) and label codes (UNKNOWN where unknown)."""
+    def canonicalise(self, values: pa.ChunkedArray) -> pa.ChunkedArray:
+        """Aliases replaced by the canonical ids they stand for."""
         if not self._store_empty:
             self._learn_stored_aliases(values)
         if self.canonical:
@@ -196,39 +175,43 @@ class _Resolver:
             targets = pa.array(list(self.canonical.values()), pa.string())
             hit = pc.index_in(values, value_set=keys)
             values = pc.if_else(pc.is_valid(hit), pc.take(targets, hit), values)
-        return self._finish(values)
+        return values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
 
     def _learn_stored_aliases(self, values: pa.ChunkedArray) -> None:
         """Ids unknown to this job may be aliases recorded by an earlier one."""
-        known_ids, _ = self._known_arrays()
-        unknown = pc.and_(pc.is_null(pc.index_in(values, value_set=known_ids)), pc.is_valid(values))
-        for raw in pc.unique(pc.filter(values, unknown)).to_pylist():
+        unknown = (self.known_labels(values) == UNKNOWN) & _present(values)
+        for raw in pc.unique(pc.filter(values, pa.array(unknown))).to_pylist():
             if raw in self.canonical:
                 continue
             stored = self.store.resolve(raw)
             if stored is not None and stored != raw:
                 self.canonical[raw] = stored
 
-    def known_labels(self, values: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
-        """The values that are known ids (null elsewhere) and their label codes, without
-        alias resolution (ids being written are checked as they are)."""
-        return self._finish(values)
+    def known_labels(
+        self, values: pa.ChunkedArray, labels: frozenset[Label] = ALL_LABELS
+    ) -> np.ndarray:
+        """The label code of each value among the known ids of `labels` (UNKNOWN elsewhere;
+        no alias resolution)."""
+        return self._known.lookup(values, labels)[0]
 
-    def _finish(self, values: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
-        known_ids, known_labels = self._known_arrays()
-        index = pc.index_in(values, value_set=known_ids)
-        positions = np.asarray(pc.fill_null(index, 0).to_numpy(zero_copy_only=False))
-        found = np.asarray(pc.is_valid(index).to_numpy(zero_copy_only=False), dtype=bool)
-        codes = np.where(found, known_labels[positions] if len(known_labels) else UNKNOWN, UNKNOWN)
-        ids = pc.if_else(pa.array(found), values, pa.scalar(None, pa.string()))
-        if not isinstance(ids, pa.ChunkedArray):
-            ids = pa.chunked_array([ids])
-        return ids, codes.astype(np.int8)
+    def reference_labels(self, values: pa.ChunkedArray, allowed: frozenset[Label]) -> np.ndarray:
+        """Label codes of referenced ids: looked up among the allowed labels, and only the
+        misses among all the others (to tell an unknown id from one of the wrong kind)."""
+        codes = self.known_labels(values, allowed)
+        missing = np.flatnonzero((codes == UNKNOWN) & _present(values))
+        others = ALL_LABELS - allowed
+        if missing.size and others:
+            codes[missing] = self.known_labels(values.take(pa.array(missing)), others)
+        return codes
 
     def known_by_identifier(self, label: Label, prop: str, values: list[str]) -> dict[str, str]:
         if self._store_empty or not values:
             return {}
         return self.store.find_nodes(label, prop, values)
+
+
+def _present(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(pc.is_valid(values).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _reject_rows(
@@ -249,8 +232,8 @@ def _reject_rows(
 
 def _with_provenance(table: pa.Table, source: str, job_id: str) -> pa.Table:
     n = table.num_rows
-    table = table.append_column("_source", pa.array([source] * n, pa.string()))
-    return table.append_column("_job", pa.array([job_id] * n, pa.string()))
+    table = table.append_column("_source", pa.repeat(pa.scalar(source, pa.string()), n))
+    return table.append_column("_job", pa.repeat(pa.scalar(job_id, pa.string()), n))
 
 
 def _resolve_entities(
@@ -277,26 +260,26 @@ def _resolve_entities(
     aliases: list[tuple[str, str]] = []
     bad = np.zeros(len(ids), dtype=bool)
     reasons: list[str] = []
+    # Ids of another kind; the records of this batch join the known ids only after it.
+    others = resolver.known_labels(table.column(id_col), ALL_LABELS - {label}).tolist()
     for i, (entity_id, key) in enumerate(zip(ids, keys, strict=True)):
         target = entity_id
         if key is not None:
             target = seen.setdefault(key, resolver.canonical.get(entity_id, entity_id))
-        existing = resolver.labels.get(entity_id)
-        if existing is not None and existing != label and entity_id == target:
+        if others[i] != UNKNOWN and entity_id == target:
             bad[i] = True
-            reasons.append(f"id already used by a {existing.value}")
+            reasons.append(f"id already used by a {LABELS[others[i]].value}")
             canonical.append(target)
             continue
         canonical.append(target)
         if target != entity_id:
             aliases.append((entity_id, target))
             resolver.canonical[entity_id] = target
-    resolver.add([t for t, b in zip(canonical, bad, strict=True) if not b], label)
+    canonical_ids = pa.array(canonical, pa.string())
+    resolver.add(canonical_ids.filter(pa.array(~bad)), label)
     if bad.any():
         report.rejects.extend(_reject_rows(table, bad, id_col, reasons, source, shown))
-    table = table.set_column(
-        table.column_names.index(id_col), id_col, pa.array(canonical, pa.string())
-    )
+    table = table.set_column(table.column_names.index(id_col), id_col, canonical_ids)
     table = table.rename_columns(["id" if c == id_col else c for c in table.column_names])
     return table.filter(pa.array(~bad)), aliases
 
@@ -311,12 +294,21 @@ def _check_references(
 ) -> pa.Table:
     """Resolve every reference column to canonical ids; reject rows pointing nowhere."""
     bad = np.zeros(table.num_rows, dtype=bool)
-    for column in spec.columns:
-        if not column.refers_to or column.name not in table.column_names:
-            continue
-        values = table.column(column.name)
-        resolved, codes = resolver.resolve(values)
-        present = np.asarray(pc.is_valid(values).to_numpy(zero_copy_only=False), dtype=bool)
+    columns = [c for c in spec.columns if c.refers_to and c.name in table.column_names]
+    resolved = {c.name: resolver.canonicalise(table.column(c.name)) for c in columns}
+    # Columns that may point at the same labels are looked up together: one hash join.
+    codes_of: dict[str, np.ndarray] = {}
+    for labels in dict.fromkeys(c.refers_to for c in columns):
+        names = [c.name for c in columns if c.refers_to == labels]
+        joined = pa.chunked_array(
+            [chunk for name in names for chunk in resolved[name].chunks], pa.string()
+        )
+        codes = resolver.reference_labels(joined, labels)
+        for k, name in enumerate(names):
+            codes_of[name] = codes[k * table.num_rows : (k + 1) * table.num_rows]
+    for column in columns:
+        codes = codes_of[column.name]
+        present = _present(table.column(column.name))
         allowed = np.isin(codes, [LABELS.index(label) for label in column.refers_to])
         unknown = present & (codes == UNKNOWN)
         wrong = present & ~unknown & ~allowed
@@ -330,7 +322,9 @@ def _check_references(
             reasons = [f"id is a {LABELS[c].value}, expected {wanted}" for c in codes[mask]]
             report.rejects.extend(_reject_rows(table, mask, column.name, reasons, source, shown))
         bad |= unknown | wrong
-        table = table.set_column(table.column_names.index(column.name), column.name, resolved)
+        table = table.set_column(
+            table.column_names.index(column.name), column.name, resolved[column.name]
+        )
     return table.filter(pa.array(~bad))
 
 
@@ -471,13 +465,13 @@ def _write(
     edge_columns = {c for _, s, d, _ in spec.edges for c in (s, d)}
     if spec.node is not None and spec.resolve_by is None:
         label, id_col = spec.node
-        _, codes = resolver.known_labels(table.column(id_col))
-        clash = (codes != UNKNOWN) & (codes != LABELS.index(label))
+        codes = resolver.known_labels(table.column(id_col), ALL_LABELS - {label})
+        clash = codes != UNKNOWN
         if clash.any():
             reasons = [f"id already used by a {LABELS[c].value}" for c in codes[clash]]
             report.rejects.extend(_reject_rows(table, clash, id_col, reasons, source, shown))
             table = table.filter(pa.array(~clash))
-        ids = table.column(id_col).to_pylist()
+        ids = table.column(id_col)
         node_cols = [c for c in table.column_names if c not in edge_columns - {id_col}]
         nodes = table.select(node_cols).rename_columns(
             ["id" if c == id_col else c for c in node_cols]
@@ -497,13 +491,13 @@ def _write(
             pa.table(
                 {
                     "id": distinct,
-                    "_source": pa.array([source] * len(distinct), pa.string()),
+                    "_source": pa.repeat(pa.scalar(source, pa.string()), len(distinct)),
                     "_line": firsts.column("_line_min"),
-                    "_job": pa.array([table.column("_job")[0].as_py()] * len(distinct)),
+                    "_job": pa.repeat(table.column("_job")[0], len(distinct)),
                 }
             ),
         )
-        resolver.add(distinct.to_pylist(), label)
+        resolver.add(distinct, label)
     for rel_type, src, dst, key in spec.edges:
         node_only = set()
         if spec.node is not None:

@@ -7,6 +7,8 @@ from those schemas are ever formatted into SQL; values are always bound paramete
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from kg.model import NODE_SCHEMAS, REL_SCHEMAS, Label, PropType, RelType
 
 _SQL_TYPES: dict[PropType, str] = {
@@ -202,116 +204,66 @@ SET_META = (
 # Non-unique indexes: a bulk load into an empty store drops them and builds them at the end.
 SECONDARY_INDEXES = (
     "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-    "AND sql NOT LIKE 'CREATE UNIQUE%' AND tbl_name NOT LIKE 'stage_%'"
+    "AND sql NOT LIKE 'CREATE UNIQUE%'"
 )
 TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 
-# --- staging: batches land in temp tables, then move with set-based statements -------------
+# --- writes: rows bound column-wise, nids resolved before the statement ---------------------
+# Parameters in one statement stay below 999, the smallest limit SQLite builds have had.
+MAX_PARAMETERS = 999
 
 
-def stage_node_props_create(label: Label) -> str:
-    cols = ", ".join(
-        f"{name} {_SQL_TYPES[kind]}" for name, kind in NODE_SCHEMAS[label].props.items()
-    )
-    sep = ", " if cols else ""
-    return (
-        f"CREATE TEMP TABLE IF NOT EXISTS stage_{node_table(label)} "
-        f"(id TEXT PRIMARY KEY{sep}{cols}, "
-        "extra TEXT, _source TEXT, _line INTEGER, _job TEXT)"
-    )
+@lru_cache(maxsize=256)
+def multi_row(statement: str, rows: int) -> str:
+    """A one-row `INSERT ... VALUES (...)` statement of this module with `rows` value groups:
+    one step stores many rows, so the per-row cost of the binding layer is paid once."""
+    head, rest = statement.split(" VALUES (", 1)
+    group, tail = rest.split(")", 1)
+    return f"{head} VALUES " + ", ".join([f"({group})"] * rows) + tail
 
 
-def stage_node_insert(label: Label) -> str:
-    cols = ["id", *_node_props(label), "extra", "_source", "_line", "_job"]
-    marks = ", ".join("?" for _ in cols)
-    # A later row of the same batch with the same id overwrites non-null values only.
-    updates = ", ".join(f"{c} = COALESCE(excluded.{c}, {c})" for c in cols if c != "id")
-    return (
-        f"INSERT INTO stage_{node_table(label)} ({', '.join(cols)}) VALUES ({marks}) "
-        f"ON CONFLICT(id) DO UPDATE SET {updates}"
-    )
+NEXT_NID = "SELECT coalesce(max(nid), 0) + 1 FROM nodes"
+# New nodes get their nid from the store's counter, so that edges written in the same job
+# can name them without reading anything back.
+NODES_INSERT = (
+    "INSERT INTO nodes (nid, id, label, name, _source, _line, _job) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+# A known node keeps its label and provenance; only a non-null name replaces the old one.
+NODE_NAME_MERGE = "UPDATE nodes SET name = COALESCE(?, name) WHERE nid = ?"
+# Ids as one JSON array of distinct values, resolved with one indexed join (no Python object
+# per row): the matched positions, their nids and labels as three JSON arrays in one order.
+NODES_OF_IDS = (
+    "SELECT json_group_array(j.key), json_group_array(n.nid), json_group_array(n.label) "
+    "FROM json_each(?) j JOIN nodes n ON n.id = j.value"
+)
 
 
-def stage_node_clear(label: Label) -> str:
-    return f"DELETE FROM stage_{node_table(label)}"
-
-
-def node_label_conflicts(label: Label) -> str:
-    return (
-        f"SELECT s.id, n.label FROM stage_{node_table(label)} s JOIN nodes n ON n.id = s.id "
-        "WHERE n.label != ? LIMIT 5"
-    )
-
-
-def node_register(label: Label) -> str:
-    name_expr = "s.name" if "name" in NODE_SCHEMAS[label].props else "NULL"
-    return (
-        f"INSERT INTO nodes (id, label, name, _source, _line, _job) "
-        f"SELECT s.id, ?, {name_expr}, s._source, s._line, s._job "
-        f"FROM stage_{node_table(label)} s WHERE true "
-        "ON CONFLICT(id) DO UPDATE SET name = COALESCE(excluded.name, name)"
-    )
-
-
-def node_upsert_props(label: Label) -> str:
+def node_props_upsert(label: Label) -> str:
+    """Properties by nid: a new row as given, a known one merged (non-null values win)."""
     props = [*_node_props(label), "extra"]
-    cols = ", ".join(props)
-    select_cols = ", ".join(f"s.{c}" for c in props)
+    marks = ", ".join("?" for _ in range(len(props) + 1))
     updates = ", ".join(f"{c} = COALESCE(excluded.{c}, {c})" for c in props)
     return (
-        f"INSERT INTO {node_table(label)} (nid, {cols}) "
-        f"SELECT n.nid, {select_cols} FROM stage_{node_table(label)} s "
-        "JOIN nodes n ON n.id = s.id WHERE true "
+        f"INSERT INTO {node_table(label)} (nid, {', '.join(props)}) VALUES ({marks}) "
         f"ON CONFLICT(nid) DO UPDATE SET {updates}"
     )
 
 
-def stage_edges_create(rel_type: RelType) -> str:
-    cols = "".join(
-        f", {name} {_SQL_TYPES[kind]}" for name, kind in REL_SCHEMAS[rel_type].props.items()
-    )
-    return (
-        f"CREATE TEMP TABLE IF NOT EXISTS stage_{rel_table(rel_type)} (src TEXT, dst TEXT, "
-        f"key TEXT{cols}, extra TEXT, _source TEXT, _line INTEGER, _job TEXT)"
-    )
-
-
-def stage_edges_insert(rel_type: RelType) -> str:
-    cols = ["src", "dst", "key", *_rel_props(rel_type), "extra", "_source", "_line", "_job"]
-    marks = ", ".join("?" for _ in cols)
-    return f"INSERT INTO stage_{rel_table(rel_type)} ({', '.join(cols)}) VALUES ({marks})"
-
-
-def stage_edges_clear(rel_type: RelType) -> str:
-    return f"DELETE FROM stage_{rel_table(rel_type)}"
-
-
-def edge_dangling(rel_type: RelType) -> str:
-    return (
-        f"SELECT s.src, s.dst, s._source, s._line FROM stage_{rel_table(rel_type)} s "
-        "LEFT JOIN nodes a ON a.id = s.src LEFT JOIN nodes b ON b.id = s.dst "
-        "WHERE a.nid IS NULL OR b.nid IS NULL LIMIT 5"
-    )
-
-
 def edge_upsert(rel_type: RelType) -> str:
+    """One edge by (src nid, dst nid, key): inserted, or merged into the stored one (non-null
+    values win, so the latest row's provenance is kept)."""
     props = [*_rel_props(rel_type), "extra", "_source", "_line", "_job"]
-    cols = ", ".join(props)
-    select_cols = ", ".join(f"s.{c}" for c in props)
+    marks = ", ".join("?" for _ in range(len(props) + 3))
     updates = ", ".join(f"{c} = COALESCE(excluded.{c}, {c})" for c in props)
-    # ORDER BY rowid: when a batch repeats an edge, the later row is applied last.
     return (
-        f"INSERT INTO {rel_table(rel_type)} (src, dst, key, {cols}) "
-        f"SELECT a.nid, b.nid, s.key, {select_cols} FROM stage_{rel_table(rel_type)} s "
-        "JOIN nodes a ON a.id = s.src JOIN nodes b ON b.id = s.dst WHERE true ORDER BY s.rowid "
-        f"ON CONFLICT(src, dst, key) DO UPDATE SET {updates}"
+        f"INSERT INTO {rel_table(rel_type)} (src, dst, key, {', '.join(props)}) "
+        f"VALUES ({marks}) ON CONFLICT(src, dst, key) DO UPDATE SET {updates}"
     )
 
 
-# One chunk of an edge upsert, undone alone when it names an unknown node.
-EDGES_SAVEPOINT = "SAVEPOINT upsert_edges"
-EDGES_ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO upsert_edges"
-EDGES_RELEASE_SAVEPOINT = "RELEASE upsert_edges"
+def rel_has_rows(rel_type: RelType) -> str:
+    return f"SELECT EXISTS (SELECT 1 FROM {rel_table(rel_type)})"
+
 
 ALIAS_UPSERT = (
     "INSERT INTO aliases (alias, nid) SELECT ?, nid FROM nodes WHERE id = ? "
@@ -321,7 +273,6 @@ ALIAS_UPSERT = (
 TXN_SEGMENT_INSERT = "INSERT INTO txn_segments (rows, job, body) VALUES (?, ?, ?)"
 TXN_SEGMENTS = "SELECT body FROM txn_segments ORDER BY segment"
 COUNT_TXNS = "SELECT coalesce(sum(rows), 0) FROM txn_segments"
-NIDS_OF_LABEL = "SELECT id, nid FROM nodes WHERE label = ?"
 TRANSFERS_CLEAR = f"DELETE FROM {rel_table(RelType.TRANSFERRED)}"
 TRANSFERS_INSERT = (
     f"INSERT INTO {rel_table(RelType.TRANSFERRED)} "
@@ -483,13 +434,6 @@ INFERRED_PREDICATES = (
 )
 INFERRED_BLOCK_KEYS = (
     "SELECT rows, keys FROM inferred_blocks WHERE predicate = ? ORDER BY first_src"
-)
-# Ends arrive as entity ids; the distinct ones travel as one JSON array and are resolved with
-# one indexed join, so no Python object per row. Returns the matched positions and their nids
-# as two JSON arrays of the same order.
-INFERRED_RESOLVE_IDS = (
-    "SELECT json_group_array(j.key), json_group_array(n.nid) "
-    "FROM json_each(?) j JOIN nodes n ON n.id = j.value"
 )
 INFERRED_IDS_OF_NIDS = "SELECT n.nid, n.id FROM json_each(?) j JOIN nodes n ON n.nid = j.value"
 INFERRED_TERM_ADD = "INSERT OR IGNORE INTO inferred_terms (name) VALUES (?)"

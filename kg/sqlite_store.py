@@ -13,6 +13,8 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import pyarrow.compute as pc
 
 from kg import inferred_blocks as blocks
 from kg import sql
+from kg.id_index import ALL_LABELS, LABELS, NodeIdIndex
 from kg.model import (
     NODE_SCHEMAS,
     PROVENANCE_COLUMNS,
@@ -58,6 +61,8 @@ _INFERRED_BATCH_SCHEMA = pa.schema(
         ("value", pa.float64()),
     ]
 )
+# Rows per INSERT statement (at most; fewer when a row has many columns).
+_ROWS_PER_STATEMENT = 64
 # Rows per stored segment of a columnar copy (one compressed Arrow stream per column).
 _COPY_SEGMENT_ROWS = 2_000_000
 # The columnar copy of the node list (nid, id, label); edge copies are named by `_edges_copy`.
@@ -181,6 +186,17 @@ def _column_values(table: pa.Table, name: str, kind: PropType | None = None) -> 
         column = column.cast(pa.string())
     values: list[Any] = column.to_pylist()
     return values
+
+
+def _text_column(table: pa.Table, name: str) -> pa.ChunkedArray | pa.Array:
+    """A column as text the way `_column_values` binds it (dates and timestamps in ISO
+    form), staying in Arrow; null when absent."""
+    if name not in table.column_names:
+        return pa.nulls(table.num_rows, pa.string())
+    column = table.column(name)
+    if pa.types.is_string(column.type) or pa.types.is_null(column.type):
+        return column.cast(pa.string())
+    return pa.array(_column_values(table, name, "str"), pa.string())
 
 
 def _arrow_column(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
@@ -393,6 +409,149 @@ class _V3Segments:
         return joined.combine_chunks()
 
 
+def _valid(array: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.bool_]:
+    return np.asarray(pc.is_valid(array).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _strings(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one string array (ids and keys may arrive as numbers)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    return column if pa.types.is_string(column.type) else column.cast(pa.string())
+
+
+class _TxnIds:
+    """The txn_ids stored so far, to skip the ones seen before.
+
+    A batch is checked against 64-bit fingerprints (Python's string hash) kept sorted, so its
+    cost does not grow with what is stored; only rows whose fingerprint was seen before (a
+    repeat, or a rare collision) are compared as strings.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: list[tuple[pa.Array, npt.NDArray[np.int64]]] = []
+        self._sorted = np.empty(0, np.int64)
+
+    def add(self, txn_ids: pa.Array, prints: npt.NDArray[np.int64] | None = None) -> None:
+        """Txn_ids now stored (`prints` their fingerprints, when known)."""
+        prints = _fingerprints(txn_ids) if prints is None else prints
+        self._chunks.append((txn_ids, prints))
+        prints = np.sort(prints)
+        self._sorted = np.insert(self._sorted, np.searchsorted(self._sorted, prints), prints)
+
+    def new_rows(self, txn_ids: pa.Array) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+        """True on the first row of each txn_id not stored yet; and every row's fingerprint
+        (for `add`)."""
+        prints = _fingerprints(txn_ids)
+        order = np.argsort(prints)
+        ordered = prints[order]
+        same = ordered[1:] == ordered[:-1]
+        suspect = np.zeros(len(prints), bool)
+        suspect[order[1:][same]] = True
+        suspect[order[:-1][same]] = True
+        if self._sorted.size:
+            # sorted probes: the search walks the stored fingerprints in order
+            at = np.minimum(np.searchsorted(self._sorted, ordered), self._sorted.size - 1)
+            suspect[order[self._sorted[at] == ordered]] = True
+        keep = ~suspect
+        rows = np.flatnonzero(suspect)
+        if rows.size:
+            values = txn_ids.take(pa.array(rows))
+            stored = [ids.filter(pa.array(np.isin(p, prints[rows]))) for ids, p in self._chunks]
+            old = np.zeros(rows.size, bool)
+            if stored:
+                old = np.asarray(pc.is_in(values, value_set=pa.concat_arrays(stored)), bool)
+            codes = pc.index_in(values, value_set=pc.unique(values)).to_numpy()
+            first = np.zeros(rows.size, bool)
+            first[np.unique(codes, return_index=True)[1]] = True
+            keep[rows[first & ~old]] = True
+        return keep, prints
+
+
+def _fingerprints(values: pa.Array) -> npt.NDArray[np.int64]:
+    return np.fromiter(map(hash, values.to_pylist()), np.int64, count=len(values))
+
+
+@dataclass(slots=True)
+class _BulkLoad:
+    """What a bulk load keeps while it runs (see `SQLiteStore.bulk_load`)."""
+
+    nodes: NodeIdIndex
+    # CREATE statements of the secondary indexes dropped for the load, built at its end.
+    indexes: list[str]
+    # The nid the next new node gets.
+    next_nid: int
+    # Relationship types whose table was empty when the load began, with the rows written
+    # since in write order (src, dst, key and properties, as the columnar copy keeps them);
+    # a type leaves the map when a write cannot be mirrored exactly.
+    edges: dict[RelType, list[pa.Table]]
+    # Whether transactions were written yet (see `SQLiteStore._flush_bulk_load`).
+    transactions_begun: bool = False
+
+
+_EDGE_KEY = [("src", "ascending"), ("dst", "ascending"), ("key", "ascending")]
+
+
+def _copy_rows(
+    rel_type: RelType,
+    src: npt.NDArray[np.int64],
+    dst: npt.NDArray[np.int64],
+    keys: pa.Array,
+    rows: pa.Table,
+) -> pa.Table | None:
+    """Written edge rows as the columnar copy keeps them, or None when a property column
+    would not read back from the rows as it is (another type, or NaN, which SQLite keeps as
+    NULL)."""
+    schema = edge_schema(rel_type)
+    columns: dict[str, Any] = {"src": pa.array(src), "dst": pa.array(dst), "key": keys}
+    for field in schema:
+        if field.name in columns:
+            continue
+        column = rows.column(field.name) if field.name in rows.column_names else None
+        if column is None or column.type == pa.null():
+            column = pa.nulls(rows.num_rows, field.type)
+        elif column.type != field.type or (
+            pa.types.is_floating(field.type) and pc.any(pc.is_nan(column)).as_py()
+        ):
+            return None
+        columns[field.name] = column
+    return pa.table(columns, schema=schema)
+
+
+def _merge_edge_rows(table: pa.Table) -> pa.Table:
+    """Edge rows in write order as the table ends up holding them: one row per (src, dst,
+    key), in key order, each property the last non-null value written (the upsert's
+    COALESCE)."""
+    table = table.take(pc.sort_indices(table, sort_keys=_EDGE_KEY))
+    if table.num_rows < 2:
+        return table
+    src, dst = table.column("src").to_numpy(), table.column("dst").to_numpy()
+    keys = table.column("key")
+    same_key = pc.equal(keys.slice(1), keys.slice(0, table.num_rows - 1))
+    same = (src[1:] == src[:-1]) & (dst[1:] == dst[:-1]) & _valid_true(same_key)
+    if not same.any():
+        return table
+    grouped = np.zeros(table.num_rows, bool)
+    grouped[1:] |= same
+    grouped[:-1] |= same
+    props = [c for c in table.column_names if c not in ("src", "dst", "key")]
+    merged = (
+        table.filter(pa.array(grouped))
+        .group_by(["src", "dst", "key"], use_threads=False)
+        .aggregate([(c, "last") for c in props])
+    )
+    aggregated = {f"{c}_last": c for c in props}
+    merged = merged.rename_columns([aggregated.get(c, c) for c in merged.column_names])
+    combined = pa.concat_tables(
+        [table.filter(pa.array(~grouped)), merged.select(table.column_names).cast(table.schema)]
+    )
+    return combined.take(pc.sort_indices(combined, sort_keys=_EDGE_KEY))
+
+
+def _valid_true(mask: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.bool_]:
+    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 class SQLiteStore:
     """The `GraphStore` on one SQLite file.
 
@@ -455,10 +614,28 @@ class SQLiteStore:
             self._local.depth = 0
         return conn
 
+    def _insert_columns(
+        self, statement: str, columns: Sequence[Sequence[Any] | repeat[Any]]
+    ) -> None:
+        """A one-row INSERT over column lists (a `repeat` for a constant; at least one list),
+        sent as statements of many rows each, in row order."""
+        width = len(columns)
+        values = list(chain.from_iterable(zip(*columns, strict=False)))  # repeat() is endless
+        count = len(values) // width if width else 0
+        per = max(1, min(_ROWS_PER_STATEMENT, sql.MAX_PARAMETERS // width))
+        full = count // per
+        if full:
+            step = per * width
+            self._conn.executemany(
+                sql.multi_row(statement, per),
+                [values[i * step : (i + 1) * step] for i in range(full)],
+            )
+        if count % per:
+            self._conn.execute(sql.multi_row(statement, count % per), values[full * per * width :])
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        conn = self._conn
-        if self._local.depth > 0:
+        if getattr(self._local, "depth", 0) > 0:
             self._local.depth += 1
             try:
                 yield
@@ -467,6 +644,7 @@ class SQLiteStore:
             return
         if self.read_only:
             raise StoreError(f"store {self.path} is open read-only; it cannot be written")
+        conn = self._conn
         self._execute_write(conn, "BEGIN IMMEDIATE")
         self._local.depth = 1
         try:
@@ -490,18 +668,69 @@ class SQLiteStore:
     def bulk_load(self) -> Iterator[None]:
         if getattr(self._local, "depth", 0) == 0:
             raise StoreError("bulk_load() must run inside transaction()")
+        if self._bulk() is not None:
+            yield
+            return
         conn = self._conn
+        empty = self.count_nodes() == 0
         # Building an index from sorted data at the end is far cheaper than millions of
         # random B-tree inserts; the drop is part of the job's transaction, so a failed
         # job rolls it back with everything else.
-        dropped = [] if self.count_nodes() > 0 else conn.execute(sql.SECONDARY_INDEXES).fetchall()
+        dropped = conn.execute(sql.SECONDARY_INDEXES).fetchall() if empty else []
         for name, _ in dropped:
             conn.execute(f'DROP INDEX "{name}"')
-        yield
-        for _, create in dropped:
-            conn.execute(create)
-        # In the same transaction: the first projection after a load reads columns, not rows.
+        bulk = _BulkLoad(
+            NodeIdIndex() if empty else NodeIdIndex.of(self.node_columns()),
+            [create for _, create in dropped],
+            int(conn.execute(sql.NEXT_NID).fetchone()[0]),
+            {t: [] for t in RelType if not conn.execute(sql.rel_has_rows(t)).fetchone()[0]},
+        )
+        self._local.bulk = bulk
+        try:
+            yield
+            self._flush_bulk_load(bulk, final=True)
+        finally:
+            self._local.bulk = None
+        # In the same transaction: the first projection after a load reads columns, not rows
+        # (the copies the load could not keep are read back from the rows).
         self.refresh_columnar_copies()
+
+    def _flush_bulk_load(self, bulk: _BulkLoad, *, final: bool) -> None:
+        """Write the columnar copies from what the load kept (nothing read back from the
+        rows); at the end of the load (final), build the indexes it dropped first.
+
+        When transactions begin (not final), the nodes and edges they connect are taken as
+        complete: the edge copies are written then, which frees what was kept for them
+        before the transfer rebuild, the job's peak. An edge written later leaves its copy
+        stale, and the end of the load reads that type back from its rows. The node index
+        stays (the transactions need it); its copy is written at the end.
+        """
+        conn = self._conn
+        if final:
+            for create in bulk.indexes:
+                conn.execute(create)
+            bulk.indexes = []
+        due: list[tuple[str, pa.Schema, list[pa.Table] | None]] = []
+        if self._has_columnar:
+            if final:
+                due.append((_NODES_COPY, _NODE_COPY_SCHEMA, None))
+            due += [
+                (_edges_copy(t), edge_schema(t), kept) for t, kept in bulk.edges.items() if kept
+            ]
+        if not final:
+            bulk.edges.clear()
+        for name, schema, kept in due:
+            if self._copy_is_current(conn, name):
+                continue
+            table = bulk.nodes.table() if kept is None else _merge_edge_rows(pa.concat_tables(kept))
+            self._write_copy(
+                name,
+                schema,
+                (
+                    _copy_layout(table.slice(start, _COPY_SEGMENT_ROWS), name)
+                    for start in range(0, table.num_rows, _COPY_SEGMENT_ROWS)
+                ),
+            )
 
     def _execute_write(self, conn: sqlite3.Connection, statement: str) -> None:
         try:
@@ -562,67 +791,172 @@ class SQLiteStore:
     # --- writes -----------------------------------------------------------------------------
     def upsert_nodes(self, label: Label, rows: pa.Table) -> int:
         label = Label(label)
+        if rows.num_rows == 0:
+            return 0
+        if "id" not in rows.column_names or rows.column("id").null_count:
+            raise StoreError(f"{label.value} rows without an id")
+        ids = _strings(rows.column("id"))
+        with self.transaction():
+            nids, codes = self._lookup_nodes(ids, ALL_LABELS)
+            clash = np.flatnonzero((codes >= 0) & (codes != LABELS.index(label)))
+            if clash.size:
+                shown = ", ".join(
+                    f"{ids[int(i)].as_py()} (a {LABELS[codes[i]].value})" for i in clash[:5]
+                )
+                raise StoreError(f"cannot store {label.value} nodes: ids already used by {shown}")
+            self._invalidate_copy(_NODES_COPY)
+            # The first row of a new id creates its node, with the next free nid; every later
+            # row of that id, and every row of a known id, merges into the node.
+            created = np.zeros(rows.num_rows, bool)
+            if (nids < 0).any():
+                encoded = ids.dictionary_encode()
+                positions = encoded.indices.to_numpy()
+                created[np.unique(positions, return_index=True)[1]] = True
+                created &= nids < 0
+                bulk = self._bulk()
+                if bulk is None:
+                    first_nid = int(self._conn.execute(sql.NEXT_NID).fetchone()[0])
+                else:
+                    first_nid, bulk.next_nid = bulk.next_nid, bulk.next_nid + int(created.sum())
+                nid_of = np.full(len(encoded.dictionary), -1, np.int64)
+                nid_of[positions[created]] = np.arange(first_nid, first_nid + created.sum())
+                nids = np.where(nids < 0, nid_of[positions], nids)
+            for part in (created, ~created):
+                at = np.flatnonzero(part)
+                if at.size:
+                    chosen = rows if at.size == rows.num_rows else rows.take(pa.array(at))
+                    self._write_node_rows(label, chosen, nids[at], new=part is created)
+            bulk = self._bulk()
+            if bulk is not None:
+                at = pa.array(np.flatnonzero(created))
+                bulk.nodes.add(label, ids.take(at), nids[created])
+        return int(rows.num_rows)
+
+    def _write_node_rows(
+        self, label: Label, rows: pa.Table, nids: npt.NDArray[np.int64], *, new: bool
+    ) -> None:
+        """Rows of new nodes (inserted) or of known ones (merged into them), in chunks."""
         schema = NODE_SCHEMAS[label]
         known = {"id", *schema.props, *PROVENANCE_COLUMNS}
-        conn = self._conn
-        with self.transaction():
-            self._invalidate_copy(_NODES_COPY)
-            conn.execute(sql.stage_node_props_create(label))
-            for start in range(0, rows.num_rows, _WRITE_CHUNK):
-                chunk = rows.slice(start, _WRITE_CHUNK)
-                columns = [_column_values(chunk, "id")]
-                columns += [_column_values(chunk, p, k) for p, k in schema.props.items()]
-                columns.append(_extra_json(chunk, known))
-                columns += [_column_values(chunk, c) for c in PROVENANCE_COLUMNS]
-                conn.execute(sql.stage_node_clear(label))
-                conn.executemany(sql.stage_node_insert(label), zip(*columns, strict=True))
-                conflict = conn.execute(sql.node_label_conflicts(label), (label.value,)).fetchall()
-                if conflict:
-                    ids = ", ".join(f"{i} (a {other})" for i, other in conflict)
-                    raise StoreError(f"cannot store {label.value} nodes: ids already used by {ids}")
-                conn.execute(sql.node_register(label), (label.value,))
-                conn.execute(sql.node_upsert_props(label))
-            conn.execute(sql.stage_node_clear(label))
-        return int(rows.num_rows)
+        has_name = "name" in schema.props
+        for start in range(0, rows.num_rows, _WRITE_CHUNK):
+            chunk = rows.slice(start, _WRITE_CHUNK)
+            chunk_nids = nids[start : start + _WRITE_CHUNK].tolist()
+            names = _column_values(chunk, "name", "str") if has_name else repeat(None)
+            if new:
+                ids = _column_values(chunk, "id", "str")
+                provenance = [_column_values(chunk, c) for c in PROVENANCE_COLUMNS]
+                self._insert_columns(
+                    sql.NODES_INSERT, [chunk_nids, ids, repeat(label.value), names, *provenance]
+                )
+            elif has_name:
+                pairs = zip(names, chunk_nids, strict=False)  # names may be repeat(None)
+                self._conn.executemany(sql.NODE_NAME_MERGE, [p for p in pairs if p[0] is not None])
+            props = [chunk_nids, *(_column_values(chunk, p, k) for p, k in schema.props.items())]
+            props.append(_extra_json(chunk, known))
+            if not any(p in chunk.column_names for p in schema.props):
+                # Nothing but maybe unknown columns (devices): a node without properties
+                # needs no row in its label's table.
+                kept = [i for i, extra in enumerate(props[-1]) if extra is not None]
+                props = [[column[i] for i in kept] for column in props]
+            if props[0]:
+                self._insert_columns(sql.node_props_upsert(label), props)
 
     def upsert_edges(self, rel_type: RelType, rows: pa.Table) -> int:
         rel_type = RelType(rel_type)
         schema = REL_SCHEMAS[rel_type]
         known = {"src", "dst", "key", *schema.props, *PROVENANCE_COLUMNS}
-        conn = self._conn
+        if rows.num_rows == 0:
+            return 0
         with self.transaction():
+            src = self._edge_ends(_strings(rows.column("src")), schema.src_labels)
+            dst = self._edge_ends(_strings(rows.column("dst")), schema.dst_labels)
+            dangling = np.flatnonzero((src < 0) | (dst < 0))
+            if dangling.size:
+                shown = rows.take(pa.array(dangling[:5])).to_pylist()
+                where = "; ".join(
+                    f"{r['src']}->{r['dst']}"
+                    + (f" ({r['_source']}:{r['_line']})" if r.get("_source") else "")
+                    for r in shown
+                )
+                raise StoreError(f"{rel_type.value} edges reference unknown nodes: {where}")
             self._invalidate_copy(_edges_copy(rel_type))
-            conn.execute(sql.stage_edges_create(rel_type))
+            keys = (
+                pc.fill_null(_strings(rows.column("key")), "")
+                if "key" in rows.column_names
+                else _empty_strings(rows.num_rows)
+            )
+            # In clustered-key order (stable: of rows with the same key the later one is
+            # merged last), so the B-tree grows by appends.
+            if pc.all(pc.equal(keys, "")).as_py():
+                order = np.lexsort((dst, src))
+            else:
+                ends = pa.table({"src": src, "dst": dst, "key": keys})
+                order = pc.sort_indices(ends, sort_keys=_EDGE_KEY).to_numpy()
+            taken = pa.array(order)
+            rows = rows.take(taken)
+            src, dst, keys = src[order], dst[order], keys.take(taken)
+            statement = sql.edge_upsert(rel_type)
             for start in range(0, rows.num_rows, _WRITE_CHUNK):
                 chunk = rows.slice(start, _WRITE_CHUNK)
-                keys = _column_values(chunk, "key")
-                columns = [
-                    _column_values(chunk, "src"),
-                    _column_values(chunk, "dst"),
-                    ["" if k is None else str(k) for k in keys],
-                ]
+                part = slice(start, start + _WRITE_CHUNK)
+                columns = [src[part].tolist(), dst[part].tolist(), keys[part].to_pylist()]
                 columns += [_column_values(chunk, p, k) for p, k in schema.props.items()]
                 columns.append(_extra_json(chunk, known))
                 columns += [_column_values(chunk, c) for c in PROVENANCE_COLUMNS]
-                conn.execute(sql.stage_edges_clear(rel_type))
-                conn.executemany(sql.stage_edges_insert(rel_type), zip(*columns, strict=True))
-                # The upsert joins both ends to the nodes; every staged row counts as one
-                # change when both exist, so a shortfall means a dangling end (then the chunk
-                # is undone and the culprits named). One join pass instead of two.
-                conn.execute(sql.EDGES_SAVEPOINT)
-                written = conn.execute(sql.edge_upsert(rel_type)).rowcount
-                if written != chunk.num_rows:
-                    dangling = conn.execute(sql.edge_dangling(rel_type)).fetchall()
-                    conn.execute(sql.EDGES_ROLLBACK_TO_SAVEPOINT)
-                    conn.execute(sql.EDGES_RELEASE_SAVEPOINT)
-                    where = "; ".join(
-                        f"{src}->{dst}" + (f" ({source}:{line})" if source else "")
-                        for src, dst, source, line in dangling
-                    )
-                    raise StoreError(f"{rel_type.value} edges reference unknown nodes: {where}")
-                conn.execute(sql.EDGES_RELEASE_SAVEPOINT)
-            conn.execute(sql.stage_edges_clear(rel_type))
+                self._insert_columns(statement, columns)
+            bulk = self._bulk()
+            if bulk is not None and rel_type in bulk.edges:
+                mirrored = _copy_rows(rel_type, src, dst, keys, rows)
+                if mirrored is None:
+                    del bulk.edges[rel_type]
+                else:
+                    bulk.edges[rel_type].append(mirrored)
         return int(rows.num_rows)
+
+    def _bulk(self) -> _BulkLoad | None:
+        bulk: _BulkLoad | None = getattr(self._local, "bulk", None)
+        return bulk
+
+    def _lookup_nodes(
+        self, ids: pa.Array, labels: frozenset[Label]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int8]]:
+        """The nid and label code of each id among the nodes of `labels` (-1 where none):
+        from the bulk load's index, or else with one indexed join over the distinct ids."""
+        bulk = self._bulk()
+        if bulk is not None:
+            codes, nids = bulk.nodes.lookup(ids, labels)
+            return nids, codes
+        encoded = ids.dictionary_encode()
+        distinct: list[Any] = encoded.dictionary.to_pylist()
+        found, nids_found, labels_found = self._conn.execute(
+            sql.NODES_OF_IDS, (json.dumps(distinct, ensure_ascii=False),)
+        ).fetchone()
+        wanted = [LABELS.index(label) if label in labels else -1 for label in LABELS]
+        code_of = np.full(len(distinct), -1, np.int8)
+        nid_of = np.full(len(distinct), -1, np.int64)
+        at = np.array(json.loads(found), np.int64)
+        codes = np.array(
+            [wanted[LABELS.index(Label(v))] for v in json.loads(labels_found)], np.int8
+        )
+        code_of[at] = codes
+        nid_of[at] = np.where(codes >= 0, np.array(json.loads(nids_found), np.int64), -1)
+        positions = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(), np.int64)
+        present = positions >= 0
+        positions[~present] = 0
+        return (
+            np.where(present, nid_of[positions], -1),
+            np.where(present, code_of[positions], -1).astype(np.int8),
+        )
+
+    def _edge_ends(self, ids: pa.Array, labels: frozenset[Label]) -> npt.NDArray[np.int64]:
+        """Nids of edge ends (-1 where unknown): among the labels the type expects first, then
+        among all nodes for the rest (the store does not police end labels)."""
+        nids, _ = self._lookup_nodes(ids, labels)
+        missing = np.flatnonzero((nids < 0) & _valid(ids))
+        if missing.size and labels != ALL_LABELS:
+            nids[missing] = self._lookup_nodes(ids.take(pa.array(missing)), ALL_LABELS)[0]
+        return nids
 
     def add_aliases(self, rows: pa.Table) -> int:
         pairs = list(zip(_column_values(rows, "alias"), _column_values(rows, "id"), strict=True))
@@ -638,48 +972,47 @@ class SQLiteStore:
         """
         with self.transaction():
             cache = self._job_cache()
-            if "account_nids" not in cache:
-                ids, nids = [], []
-                for node_id, nid in self._conn.execute(sql.NIDS_OF_LABEL, (Label.ACCOUNT.value,)):
-                    ids.append(node_id)
-                    nids.append(nid)
-                cache["account_nids"] = (pa.array(ids, pa.string()), np.asarray(nids, np.int64))
-                cache["txn_ids"] = pa.concat_arrays(
-                    [t.column("txn_id").combine_chunks() for t in self.transaction_batches()]
-                    or [pa.array([], pa.string())]
-                )
-            account_ids, account_nids = cache["account_nids"]
-            txn_ids = rows.column("txn_id").cast(pa.string())
-            # First occurrence of each txn_id in the batch, and only ids not stored before.
-            codes = pc.index_in(txn_ids, value_set=pc.unique(txn_ids)).to_numpy()
-            _, first = np.unique(codes, return_index=True)
-            keep = np.zeros(rows.num_rows, dtype=bool)
-            keep[first] = True
-            keep &= ~np.asarray(pc.is_in(txn_ids, value_set=cache["txn_ids"]), dtype=bool)
-            new = rows.filter(pa.array(keep))
+            if "txn_ids" not in cache:
+                cache["txn_ids"] = _TxnIds()
+                for stored in self._transaction_columns(["txn_id"]):
+                    cache["txn_ids"].add(_strings(stored.column("txn_id")))
+            bulk = self._bulk()
+            if bulk is not None and not bulk.transactions_begun:
+                # what the load kept for the edges is written out before the transfer rebuild
+                bulk.transactions_begun = True
+                self._flush_bulk_load(bulk, final=False)
+            seen: _TxnIds = cache["txn_ids"]
+            txn_ids = _strings(rows.column("txn_id"))
+            keep, prints = seen.new_rows(txn_ids)
+            new = rows if keep.all() else rows.filter(pa.array(keep))
             if new.num_rows == 0:
                 return 0
-            ends = []
-            for column in ("from_account", "to_account"):
-                index = pc.index_in(new.column(column).cast(pa.string()), value_set=account_ids)
-                if index.null_count:
-                    missing = new.filter(pc.is_null(index)).slice(0, 5)
-                    where = "; ".join(
-                        f"{r[column]} ({r.get('_source')}:{r.get('_line')})"
-                        for r in missing.to_pylist()
-                    )
-                    raise StoreError(f"transactions reference unknown accounts: {where}")
-                ends.append(pa.array(account_nids[index.to_numpy()]))
+            # Both ends in one lookup: one hash join per batch, not one per column.
+            ends = pa.concat_arrays(
+                [_strings(new.column("from_account")), _strings(new.column("to_account"))]
+            )
+            nids, _ = self._lookup_nodes(ends, frozenset({Label.ACCOUNT}))
+            unknown = np.flatnonzero(nids < 0)
+            if unknown.size:
+                shown = new.take(pa.array(unknown[:5] % new.num_rows)).to_pylist()
+                columns = [
+                    "from_account" if i < new.num_rows else "to_account" for i in unknown[:5]
+                ]
+                where = "; ".join(
+                    f"{r[c]} ({r.get('_source')}:{r.get('_line')})"
+                    for r, c in zip(shown, columns, strict=True)
+                )
+                raise StoreError(f"transactions reference unknown accounts: {where}")
             segment = pa.table(
                 {
-                    "txn_id": new.column("txn_id").cast(pa.string()),
-                    "from_nid": ends[0],
-                    "to_nid": ends[1],
+                    "txn_id": txn_ids if keep.all() else txn_ids.filter(pa.array(keep)),
+                    "from_nid": nids[: new.num_rows],
+                    "to_nid": nids[new.num_rows :],
                     "amount": new.column("amount").cast(pa.float64()),
-                    "ts": pa.array(_column_values(new, "ts", "timestamp"), pa.string()),
-                    "channel": pa.array(_column_values(new, "channel", "str"), pa.string()),
+                    "ts": _text_column(new, "ts"),
+                    "channel": _text_column(new, "channel"),
                     **{
-                        c: pa.array(_column_values(new, c))
+                        c: new.column(c).cast(pa.int64() if c == "_line" else pa.string())
                         for c in PROVENANCE_COLUMNS
                         if c in new.column_names
                     },
@@ -693,17 +1026,19 @@ class SQLiteStore:
             self._conn.execute(
                 sql.TXN_SEGMENT_INSERT, (segment.num_rows, job, sink.getvalue().to_pybytes())
             )
-            cache["txn_ids"] = pa.concat_arrays(
-                [cache["txn_ids"], segment.column("txn_id").combine_chunks()]
-            )
+            seen.add(segment.column("txn_id").combine_chunks(), prints[keep])
         return int(segment.num_rows)
 
     def rebuild_transfers(self) -> int:
-        parts = [
-            t.select(["from_nid", "to_nid", "amount", "ts"]) for t in self.transaction_batches()
-        ]
+        parts = list(self._transaction_columns(["from_nid", "to_nid", "amount", "ts"]))
         name = _edges_copy(RelType.TRANSFERRED)
         with self.transaction():
+            # The job's txn_id memo is read again if more transactions come; the rebuild's
+            # peak memory is the job's, so the memo goes now.
+            self._job_cache().pop("txn_ids", None)
+            bulk = self._bulk()
+            if bulk is not None:  # the rebuild writes this copy itself
+                bulk.edges.pop(RelType.TRANSFERRED, None)
             self._invalidate_copy(name)
             self._conn.execute(sql.TRANSFERS_CLEAR)
             if not parts:
@@ -725,11 +1060,11 @@ class SQLiteStore:
         """Insert a slice of aggregated transfers (`edge_batches` columns); returns it."""
         schema = edge_schema(RelType.TRANSFERRED)
         # In slices: ten million pairs as Python tuples at once would cost gigabytes.
-        for offset in range(0, segment.num_rows, _WRITE_CHUNK * 4):
-            rows = segment.slice(offset, _WRITE_CHUNK * 4)
-            self._conn.executemany(
+        for offset in range(0, segment.num_rows, _WRITE_CHUNK * 2):
+            rows = segment.slice(offset, _WRITE_CHUNK * 2)
+            self._insert_columns(
                 sql.TRANSFERS_INSERT,
-                zip(*(rows.column(c).to_pylist() for c in schema.names if c != "key"), strict=True),
+                [rows.column(c).to_pylist() for c in schema.names if c != "key"],
             )
         return segment
 
@@ -889,9 +1224,19 @@ class SQLiteStore:
         """Stored transactions, one table per stored segment (`batch_size` is not used: a
         segment is the unit). Columns: txn_id, from_nid, to_nid, amount, ts, channel, and
         the provenance columns."""
+        return self._transaction_columns(None)
+
+    def _transaction_columns(self, columns: Sequence[str] | None) -> Iterator[pa.Table]:
+        """Stored transaction segments with only the named columns decoded (all when None)."""
         for (body,) in self._conn.execute(sql.TXN_SEGMENTS).fetchall():
-            with pa.ipc.open_stream(body) as reader:
-                yield reader.read_all()
+            options = None
+            if columns is not None:
+                schema = pa.ipc.open_stream(body).schema
+                fields = [schema.get_field_index(c) for c in columns]
+                options = pa.ipc.IpcReadOptions(included_fields=sorted(fields))
+            with pa.ipc.open_stream(body, options=options) as reader:
+                table = reader.read_all()
+            yield table if columns is None else table.select(list(columns))
 
     # --- columnar copies ----------------------------------------------------------------------
     # Each relationship type and the node list (nid, id, label) are also kept as compressed
@@ -1041,22 +1386,8 @@ class SQLiteStore:
         n = rows.num_rows
         if n == 0:
             return np.empty(0, np.int64), np.empty(0, np.int64)
-        ends = pa.chunked_array(
-            [
-                *rows.column("src").cast(pa.string()).chunks,
-                *rows.column("dst").cast(pa.string()).chunks,
-            ],
-            pa.string(),
-        ).combine_chunks()
-        encoded = ends.dictionary_encode()
-        distinct: list[Any] = encoded.dictionary.to_pylist()
-        found, nids_found = self._conn.execute(
-            sql.INFERRED_RESOLVE_IDS, (json.dumps(distinct, ensure_ascii=False),)
-        ).fetchone()
-        nid_of = np.full(len(distinct), -1, np.int64)
-        nid_of[np.array(json.loads(found), np.int64)] = np.array(json.loads(nids_found), np.int64)
-        indices = encoded.indices.to_numpy(zero_copy_only=False)
-        nids = np.where(indices >= 0, nid_of[np.maximum(indices, 0)], -1)
+        ends = pa.concat_arrays([_strings(rows.column("src")), _strings(rows.column("dst"))])
+        nids, _ = self._lookup_nodes(ends, ALL_LABELS)
         return nids[:n], nids[n:]
 
     def _term_codes(self, names: Sequence[str]) -> npt.NDArray[np.int32]:
