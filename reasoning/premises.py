@@ -164,6 +164,39 @@ class SourceRefs:
         return np.where(hit, chunk_of[pos], -1), np.where(hit, row_in[pos], 0)
 
 
+@dataclass(slots=True)
+class _FactSplit:
+    """Positions of looked-up facts, by what their premise object is built from."""
+
+    rows: IntArray  # each fact's row in its relation, -1 when not found
+    missing: IntArray  # not in the relation
+    sourced: list[tuple[IntArray, SourceChunk]]  # explicit, with their source rows
+    bare: IntArray  # explicit, with no source recorded
+    derived: IntArray
+
+
+def _split_facts(
+    rel: Relation, fids: IntArray, pos: IntArray, refs: SourceRefs | None
+) -> _FactSplit:
+    """Split facts `fids` of `rel`, `pos` being each one's candidate row (checked here)."""
+    found = rel.fids[pos] == fids
+    rows = np.where(found, pos, -1)
+    explicit = found & (rel.rule[np.maximum(rows, 0)] == EXPLICIT)
+    sourced: list[tuple[IntArray, SourceChunk]] = []
+    bare = np.flatnonzero(explicit)
+    if len(bare) and refs is not None and refs.chunks:
+        at = bare
+        chunk_of, row_in = refs.locate(fids[at])
+        bare = at[chunk_of < 0]
+        for k, chunk in enumerate(refs.chunks):
+            sel = chunk_of == k
+            if sel.any():
+                sourced.append((at[sel], chunk.take(row_in[sel])))
+    return _FactSplit(
+        rows, np.flatnonzero(~found), sourced, bare, np.flatnonzero(found & ~explicit)
+    )
+
+
 class PremiseWriter:
     """Premises JSON for the derived facts of an evaluated engine.
 
@@ -214,28 +247,14 @@ class PremiseWriter:
         if rel is None or not len(rel):
             return scatter(n, [(np.arange(n), _repeat(_unknown(p), n))])
         pos = np.minimum(np.searchsorted(rel.fids, fids), len(rel) - 1)
-        found = rel.fids[pos] == fids
-        rows = np.where(found, pos, -1)
-        parts: list[tuple[IntArray, pa.Array]] = []
-        missing = np.flatnonzero(~found)
-        parts.append((missing, _repeat(_unknown(p), len(missing))))
-        explicit = found & (rel.rule[np.maximum(rows, 0)] == EXPLICIT)
-        bare = np.empty(0, np.int64)
-        if explicit.any():
-            at = np.flatnonzero(explicit)
-            refs = self.sources.get(pred)
-            if refs is None or not refs.chunks:
-                bare = at
-            else:
-                chunk_of, row_in = refs.locate(fids[at])
-                bare = at[chunk_of < 0]
-                for k, chunk in enumerate(refs.chunks):
-                    sel = chunk_of == k
-                    if sel.any():
-                        parts.append((at[sel], self._source(chunk.take(row_in[sel]))))
+        split = _split_facts(rel, fids, pos, self.sources.get(pred))
+        rows, bare, derived = split.rows, split.bare, split.derived
+        parts: list[tuple[IntArray, pa.Array]] = [
+            (split.missing, _repeat(_unknown(p), len(split.missing)))
+        ]
+        parts += [(at, self._source(chunk)) for at, chunk in split.sourced]
         if len(bare):
             parts.append((bare, self._derived(p, rel, rows[bare], "null", None)))
-        derived = np.flatnonzero(found & ~explicit)
         if len(derived):
             drows = rows[derived]
             if self.stored(pred):
@@ -619,30 +638,16 @@ class PremiseRecords:
         row_of = self._row_of_fid(pred)
         pos = row_of[np.clip(fids, 0, len(row_of) - 1)].astype(np.int64)
         pos = np.where((pos >= 0) & (pos < len(rel)), pos, 0)
-        found = rel.fids[pos] == fids
-        rows = np.where(found, pos, -1)
-        parts: list[tuple[IntArray, _Forest]] = []
-        missing = np.flatnonzero(~found)
-        parts.append((missing, self._unknown(p, len(missing))))
-        explicit = found & (rel.rule[np.maximum(rows, 0)] == EXPLICIT)
-        bare = np.empty(0, np.int64)
-        if explicit.any():
-            at = np.flatnonzero(explicit)
-            refs = self.writer.sources.get(pred)
-            if refs is None or not refs.chunks:
-                bare = at
-            else:
-                chunk_of, row_in = refs.locate(fids[at])
-                bare = at[chunk_of < 0]
-                for k, chunk in enumerate(refs.chunks):
-                    sel = chunk_of == k
-                    if sel.any():
-                        parts.append((at[sel], self._source(chunk.take(row_in[sel]))))
+        split = _split_facts(rel, fids, pos, self.writer.sources.get(pred))
+        rows, bare, derived = split.rows, split.bare, split.derived
+        parts: list[tuple[IntArray, _Forest]] = [
+            (split.missing, self._unknown(p, len(split.missing)))
+        ]
+        parts += [(at, self._source(chunk)) for at, chunk in split.sourced]
         if len(bare):
             args = self._args(rel, rows[bare])
             leaves = _Forest.leaves(PremiseKind.DERIVED_LEAF, p, -1, args, np.zeros_like(bare))
             parts.append((bare, leaves))
-        derived = np.flatnonzero(found & ~explicit)
         if len(derived):
             drows = rows[derived]
             if self.writer.stored(pred):
