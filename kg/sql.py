@@ -432,6 +432,7 @@ INFERRED_PREDICATES = (
     "(EXISTS (SELECT 1 FROM inferred_blocks WHERE predicate = t.code) "
     "OR EXISTS (SELECT 1 FROM inferred_rows WHERE predicate = t.code)) ORDER BY name"
 )
+INFERRED_BLOCK_PREDICATES = "SELECT DISTINCT predicate FROM inferred_blocks"
 INFERRED_BLOCK_KEYS = (
     "SELECT rows, keys FROM inferred_blocks WHERE predicate = ? ORDER BY first_src"
 )
@@ -443,6 +444,11 @@ INFERRED_BLOCK_INSERT = (
     "INSERT INTO inferred_blocks (predicate, first_src, last_src, rows, srcs, keys, premises) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+INFERRED_BLOCK_KEYS = (
+    "SELECT rows, keys FROM inferred_blocks WHERE predicate = ? ORDER BY first_src"
+)
+# Changes when another connection commits (a cache of block contents is stale then).
+DATA_VERSION = "PRAGMA data_version"
 INFERRED_BLOCK_STARTS = (
     "SELECT block, first_src FROM inferred_blocks WHERE predicate = ? ORDER BY first_src"
 )
@@ -464,7 +470,6 @@ INFERRED_BLOCK_OF_SRC_PREDICATE = (
     "ORDER BY first_src DESC LIMIT 1) AND b.last_src >= ?1"
 )
 INFERRED_BLOCK_PREMISES = "SELECT premises FROM inferred_blocks WHERE block = ?"
-INFERRED_BLOCK_SRCS_KEYS = "SELECT rows, srcs, keys FROM inferred_blocks WHERE block = ?"
 # Block facts, plus rows of keys no block holds, minus retractions of keys a block holds.
 COUNT_INFERRED_ALL = (
     "SELECT (SELECT coalesce(sum(rows), 0) FROM inferred_blocks) + (SELECT coalesce(sum("

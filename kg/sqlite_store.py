@@ -281,8 +281,8 @@ def _predicate_columns(
 
 
 def _sorted_member(ordered: npt.NDArray[Any], values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
-    """Whether each value is in the ascending array `ordered` (a binary search each: `isin`
-    costs far more on the few values of one block)."""
+    """Whether each value is in the ascending array `ordered` (a binary search each: far
+    cheaper than `isin` for a few values against many)."""
     if not len(ordered):
         return np.zeros(len(values), bool)
     at = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
@@ -576,6 +576,8 @@ class SQLiteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._keys_of_blocks: dict[int, npt.NDArray[np.int64]] = {}
+        self._keys_version: tuple[int, int] | None = None
         if self.path == ":memory:":
             # A shared in-memory database so that every thread sees the same data.
             self._uri = f"file:riskgraph-{id(self)}?mode=memory&cache=shared"
@@ -652,11 +654,13 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             # Disk full, I/O errors, a file gone read-only: said in words, never half-written.
             conn.execute("ROLLBACK")
+            self._forget_block_keys()
             raise StoreError(
                 f"store {self.path}: write failed, nothing was written: {exc}"
             ) from exc
         except BaseException:
             conn.execute("ROLLBACK")
+            self._forget_block_keys()
             raise
         else:
             self._execute_write(conn, "COMMIT")
@@ -1403,15 +1407,12 @@ class SQLiteStore:
         out: npt.NDArray[np.int32] = codes[encoded.indices.to_numpy(zero_copy_only=False)]
         return out
 
-    def _insert_blocks(self, predicate: int, facts: blocks.Facts) -> None:
-        """Sorted facts of one predicate (no key twice) as new blocks."""
-        _insert_blocks(self._conn, predicate, facts)
-
     def replace_inferred_columns(self, parts: Iterable[InferredColumns]) -> int:
         """Replace every inferred fact by `parts` (see `InferredColumnWrites`): each block is
         written once, in key order, with no index to maintain but the block starts."""
         with self.transaction():
             conn = self._conn
+            self._forget_block_keys()
             for statement in sql.INFERRED_CLEAR_ALL:
                 conn.execute(statement)
             writer = _BlockWriter(conn)
@@ -1431,30 +1432,45 @@ class SQLiteStore:
     def _in_blocks(
         self, predicate: int, src: npt.NDArray[np.int64], dst: npt.NDArray[np.int64]
     ) -> npt.NDArray[np.bool_]:
-        """Whether a block of `predicate` holds each (src, dst); only the keys of the blocks
-        of the given srcs are decompressed."""
+        """Whether a block of `predicate` holds each (src, dst)."""
+        return _sorted_member(self._block_keys(predicate), blocks.packed_keys(src, dst))
+
+    def _block_keys(self, predicate: int) -> npt.NDArray[np.int64]:
+        """The packed keys of every block fact of `predicate`, ascending. Decoded once and
+        kept (8 bytes a fact) while no other connection commits (SQLite's data_version)
+        and this store writes no block: deltas touch facts all over the blocks, and
+        decompressing the keys of each block they touch cost a second per thousand
+        shareholdings at 1M customers."""
         conn = self._conn
-        out = np.zeros(len(src), bool)
-        starts = conn.execute(sql.INFERRED_BLOCK_STARTS, (predicate,)).fetchall()
-        if not starts or not len(src):
-            return out
-        block_ids = np.array([b for b, _ in starts], np.int64)
-        first_src = np.array([s for _, s in starts], np.int64)
-        block_of = np.searchsorted(first_src, src, "right") - 1
-        order = np.argsort(block_of, kind="stable")
-        bounds = np.flatnonzero(np.diff(block_of[order])) + 1
-        for at in np.split(order, bounds):
-            k = int(block_of[at[0]])
-            if k < 0:
-                continue
-            rows, srcs, keys = conn.execute(
-                sql.INFERRED_BLOCK_SRCS_KEYS, (int(block_ids[k]),)
-            ).fetchone()
-            if not _sorted_member(np.frombuffer(srcs, "<i4"), src[at]).any():
-                continue
-            s, d, _, _ = blocks.decode_keys(keys, rows)  # sorted by key
-            out[at] = _sorted_member(blocks.packed_keys(s, d), blocks.packed_keys(src[at], dst[at]))
-        return out
+        version = (id(conn), int(conn.execute(sql.DATA_VERSION).fetchone()[0]))
+        with self._lock:
+            if self._keys_version != version:
+                self._keys_of_blocks.clear()
+                self._keys_version = version
+            keys = self._keys_of_blocks.get(predicate)
+        if keys is None:
+            parts = [
+                blocks.packed_keys(*blocks.decode_keys(data, rows)[:2])
+                for rows, data in conn.execute(sql.INFERRED_BLOCK_KEYS, (predicate,))
+            ]
+            keys = np.concatenate(parts) if parts else np.empty(0, np.int64)
+            if len(keys) > 1 and not bool(np.all(keys[1:] > keys[:-1])):
+                keys = np.unique(keys)
+            with self._lock:
+                if self._keys_version == version:
+                    self._keys_of_blocks[predicate] = keys
+        return keys
+
+    def prepare_inferred_deltas(self) -> None:
+        """Decode the keys of every predicate's blocks now (see `_block_keys`)."""
+        for (code,) in self._conn.execute(sql.INFERRED_BLOCK_PREDICATES).fetchall():
+            self._block_keys(int(code))
+
+    def _forget_block_keys(self) -> None:
+        """Blocks were written or a write rolled back: the kept keys may be stale."""
+        with self._lock:
+            self._keys_of_blocks.clear()
+            self._keys_version = None
 
     def _inferred_keys(
         self, rows: pa.Table
@@ -1513,6 +1529,7 @@ class SQLiteStore:
                 facts = blocks.Facts(
                     src[at], dst[at], rule, value[at], blocks.json_list_premises(texts)
                 )
+                self._forget_block_keys()
                 _insert_blocks(conn, code, facts)
                 continue
             in_blocks = self._in_blocks(code, src[at], dst[at])
@@ -1535,6 +1552,7 @@ class SQLiteStore:
     def replace_inferred(self, rows: pa.Table, predicates: Sequence[str] | None = None) -> int:
         conn = self._conn
         with self.transaction():
+            self._forget_block_keys()
             if predicates is None:
                 for statement in sql.INFERRED_CLEAR_ALL:
                     conn.execute(statement)

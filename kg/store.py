@@ -335,6 +335,16 @@ class InferredColumnWrites(Protocol):
         ...
 
 
+@runtime_checkable
+class InferredDeltaWrites(Protocol):
+    """Optional preparation of a store for many small `apply_inferred_delta` calls."""
+
+    def prepare_inferred_deltas(self) -> None:
+        """Load what fast delta writes need (a long-lived incremental reasoner calls this
+        once on opening instead of its first update paying for it)."""
+        ...
+
+
 def node_property_columns(store: GraphStore, label: Label, columns: Sequence[str]) -> pa.Table:
     """`nid` and the chosen properties of the nodes of a label (nodes without any stored
     property may be left out), ascending by nid.

@@ -1081,6 +1081,10 @@ class Engine:
             raise RuleSyntaxError(f"unknown aggregate {agg.func}")
         return [c[first] for c in group_cols], result, bind
 
+    def takes_groups(self, index: int) -> bool:
+        """Whether groups of aggregate rule `index` can be evaluated alone (`group_bindings`)."""
+        return self._group_atoms[index] is not None
+
     def group_bindings(self, index: int, groups: Sequence[Array]) -> Bindings:
         """The body bindings of an aggregate rule in the given groups only (grouping values,
         head columns without the aggregate; the rule must have a group atom): the atom
@@ -1159,7 +1163,7 @@ class Engine:
         """Grouping values (head columns without the aggregate) of the bindings of an
         aggregate rule that use a row of `deltas` (views by body atom); None when the rule's
         groups cannot be recomputed alone."""
-        if self._group_atoms[index] is None:
+        if not self.takes_groups(index):
             return None
         rule = self.rules[index]
         terms = [t for t in rule.head_args if not isinstance(t, Aggregate)]

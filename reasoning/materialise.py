@@ -409,16 +409,29 @@ class KnowledgeGraphFacts:
             schema=INFERRED_SCHEMA,
         )
 
-    def ownership_facts(self) -> tuple[OwnershipFacts, OwnershipFacts]:
+    def ownership_facts(
+        self, among: IntArray | None = None
+    ) -> tuple[OwnershipFacts, OwnershipFacts]:
         """(person, company, percent) of effective shares of natural persons, and (person,
-        company, NaN) of their UBO facts, as nids."""
+        company, NaN) of their UBO facts, as nids; only of `among` (natural persons) when
+        given."""
         persons = self.labels.get(Label.PERSON, np.empty(0, np.int64))
         if not self.shares:
             none = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64))
             return none, none
         eff = self.effective_shares()
-        controls = self.engine.rows("controls")
-        ctl = (controls[0], controls[1]) if controls else None
+        if among is not None:
+            persons = among
+            keep = np.isin(eff.person, persons)
+            eff = EffectiveOwnership(eff.person[keep], eff.company[keep], eff.share[keep])
+        rel = self.engine.relations.get("controls")
+        ctl = None
+        if rel is not None and rel.cols:
+            # an update reaches few persons: their control facts through the column's index
+            rows = rel.live_rows() if among is None else rel.lookup(0, persons)
+            if among is not None and rel.live is not None:
+                rows = rows[rel.live[rows]]
+            ctl = (rel.cols[0][rows], rel.cols[1][rows])
         ubo_p, ubo_c = beneficial_owners(eff, ctl, persons)
         return (
             (eff.person, eff.company, eff.share * 100.0),
@@ -437,11 +450,12 @@ class KnowledgeGraphFacts:
                 self._effective = effective_ownership(holder, company, fraction, persons)
             return self._effective
 
-    def ownership_table(self) -> pa.Table:
-        """Effective shares (percent) of natural persons and their UBO facts."""
+    def ownership_table(self, among: IntArray | None = None) -> pa.Table:
+        """Effective shares (percent) of natural persons and their UBO facts (only of the
+        natural persons `among` when given)."""
         if not self.shares:
             return INFERRED_SCHEMA.empty_table()
-        (person, company, share), (ubo_p, ubo_c, _) = self.ownership_facts()
+        (person, company, share), (ubo_p, ubo_c, _) = self.ownership_facts(among)
         share_rule = json.dumps([SHARE_PREMISE])
         n, m = len(person), len(ubo_p)
         constant = np.zeros(n + m, np.int64)

@@ -25,8 +25,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kg.store import PremiseKind, Premises
-from reasoning.datalog import Var
-from reasoning.engine import EXPLICIT, Array, Engine, Relation, composite_keys, equi_join
+from reasoning.datalog import Aggregate, Var
+from reasoning.engine import (
+    EXPLICIT,
+    Array,
+    Bindings,
+    Engine,
+    Relation,
+    composite_keys,
+    equi_join,
+)
+
+# Premises of at most 1/_FEW_GROUPS of an aggregate's rows join only their groups' bindings.
+_FEW_GROUPS = 16
 
 IntArray = npt.NDArray[np.int64]
 TEXT = pa.large_string()
@@ -220,7 +231,7 @@ class PremiseWriter:
         self.sources = sources
         self.entity_json = entity_json.cast(TEXT)
         self.stored = stored
-        self._aggregates: dict[int, tuple[list[str], Any]] = {}
+        self._aggregates: dict[int, Bindings] = {}
         self._rule_json = pa.array(
             [json.dumps(r.id, ensure_ascii=False) for r in engine.rules], TEXT
         )
@@ -324,15 +335,24 @@ class PremiseWriter:
         )
         return concat("[", join_lists(np.full(n, rel.arity, np.int64), flat), "]")
 
-    def aggregate_bindings(self, r: int) -> tuple[list[str], Any]:
-        """The group variables and every body binding of aggregate rule `r` (computed once)."""
+    def aggregate_bindings(
+        self, r: int, rel: Relation, rows: IntArray
+    ) -> tuple[list[str], Bindings]:
+        """The group variables of aggregate rule `r` and the body bindings of the groups of
+        its head rows `rows`: every binding (evaluated once and kept) unless the rows are a
+        few groups the engine can take alone (an incremental update's new rows)."""
+        rule = self.engine.rules[r]
+        group_vars = [t.name for t in rule.head_args if isinstance(t, Var)]
         cached = self._aggregates.get(r)
-        if cached is None:
-            rule = self.engine.rules[r]
-            _, _, bind = self.engine.aggregate_groups(r)
-            group_vars = [t.name for t in rule.head_args if isinstance(t, Var)]
-            cached = self._aggregates[r] = (group_vars, bind)
-        return cached
+        if cached is not None:
+            return group_vars, cached
+        if len(rows) * _FEW_GROUPS <= len(rel) and self.engine.takes_groups(r):
+            agg_pos = next(k for k, t in enumerate(rule.head_args) if isinstance(t, Aggregate))
+            groups = [rel.cols[k][rows] for k in range(rel.arity) if k != agg_pos]
+            return group_vars, self.engine.group_bindings(r, groups)
+        _, _, bind = self.engine.aggregate_groups(r)
+        self._aggregates[r] = bind
+        return group_vars, bind
 
     # --- the premises of derived facts ------------------------------------------------------------
     def lists(self, pred: str, rows: IntArray, depth: int = 0) -> pa.Array:
@@ -378,20 +398,28 @@ class PremiseWriter:
     def _aggregate_lists(self, r: int, rel: Relation, rows: IntArray, depth: int) -> pa.Array:
         """The contributors of each aggregate group: every binding of the rule's body."""
         rule = self.engine.rules[r]
-        group_vars, bind = self.aggregate_bindings(r)
+        group_vars, bind = self.aggregate_bindings(r, rel, rows)
         head_cols = [k for k, t in enumerate(rule.head_args) if isinstance(t, Var) and bind.n]
         if not bind.n or not head_cols:
             return _repeat("", len(rows))
         lk, rk = composite_keys(
             [rel.cols[k][rows] for k in head_cols], [bind.vars[v] for v in group_vars]
         )
-        row_i, bind_j = equi_join(lk, rk)
-        order = np.argsort(row_i, kind="stable")
-        row_i, bind_j = row_i[order], bind_j[order]
+        row_i, bind_j = _contributors(lk, rk, bind)
         slots = [(atom.pred, bind.fids[s][bind_j]) for s, atom in enumerate(rule.positives)]
         per_binding = self._slot_lists(slots, depth)
         counts = np.bincount(row_i, minlength=len(rows)).astype(np.int64)
         return join_lists(counts, per_binding)
+
+
+def _contributors(lk: IntArray, rk: IntArray, bind: Bindings) -> tuple[IntArray, IntArray]:
+    """(row, binding) pairs of head rows and the bindings in their groups, by row and then
+    by the bindings' values: the same order whichever join found them and whenever their
+    facts were derived (an incremental update lists them as a full materialisation does)."""
+    row_i, bind_j = equi_join(lk, rk)
+    values = [bind.vars[v][bind_j] for v in sorted(bind.vars, reverse=True)]
+    order = np.lexsort([*values, row_i])
+    return row_i[order], bind_j[order]
 
 
 def _unknown(p: str) -> str:
@@ -752,16 +780,14 @@ class PremiseRecords:
 
     def _aggregate_lists(self, r: int, rel: Relation, rows: IntArray, depth: int) -> _Forest:
         rule = self.engine.rules[r]
-        group_vars, bind = self.writer.aggregate_bindings(r)
+        group_vars, bind = self.writer.aggregate_bindings(r, rel, rows)
         head_cols = [k for k, t in enumerate(rule.head_args) if isinstance(t, Var) and bind.n]
         if not bind.n or not head_cols:
             return _Forest.empty(len(rows))
         lk, rk = composite_keys(
             [rel.cols[k][rows] for k in head_cols], [bind.vars[v] for v in group_vars]
         )
-        row_i, bind_j = equi_join(lk, rk)
-        order = np.argsort(row_i, kind="stable")
-        row_i, bind_j = row_i[order], bind_j[order]
+        row_i, bind_j = _contributors(lk, rk, bind)
         slots = [(atom.pred, bind.fids[s][bind_j]) for s, atom in enumerate(rule.positives)]
         per_binding = self._slot_lists(len(bind_j), slots, depth)
         return per_binding.group(np.bincount(row_i, minlength=len(rows)).astype(np.int64))

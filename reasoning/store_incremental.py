@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kg.model import Label, RelType
-from kg.store import GraphStore, StoreError
+from kg.store import GraphStore, InferredDeltaWrites, StoreError
 from reasoning.datalog import Rule
 from reasoning.engine import EXPLICIT, Array, rows_in
 from reasoning.incremental import Change, IncrementalReasoner
@@ -72,6 +72,8 @@ class StoreReasoner:
         if write:
             with store.transaction():
                 store.replace_inferred(kg.inferred_table())
+        if isinstance(store, InferredDeltaWrites):
+            store.prepare_inferred_deltas()
         return cls(store, kg)
 
     def apply_changes(
@@ -285,14 +287,13 @@ class StoreReasoner:
         if not persons.any():
             return empty, empty
         reached = _reach(both[0], both[1], np.flatnonzero(persons), kg.symbol_base)
-        who = kg.ids.take(pa.array(np.flatnonzero(persons)))
+        who = np.flatnonzero(persons)
 
         def ownership(cols: list[Array]) -> pa.Table:
             holder = cols[0]
             sub = np.flatnonzero(persons[holder] | (reached[holder] & ~self._is_person[holder]))
             kg.shares = [(holder[sub], cols[1][sub], cols[2][sub] / 100.0)]
-            table = kg.ownership_table()
-            return table.filter(pc.is_in(table.column("src"), value_set=who))
+            return kg.ownership_table(among=who)
 
         after, before = ownership(now), ownership(old)
         kg.shares = [(now[0], now[1], now[2] / 100.0)]

@@ -161,6 +161,42 @@ def test_a_delta_adds_new_keys_and_overrides_stored_ones_in_every_read(
     )
 
 
+def test_counts_stay_exact_when_another_connection_rewrites_the_blocks(
+    people: SQLiteStore, tmp_path: Path
+) -> None:
+    # `people` remembers which keys its blocks hold; another store on the same file then
+    # replaces the blocks, and a failed write rolls back on `people`
+    people.replace_inferred(_rows(("controls", "p1", "p2", "r", [], None)))
+    people.prepare_inferred_deltas()
+    people.apply_inferred_delta(
+        _rows(("controls", "p1", "p3", "r", [], None)), INFERRED.empty_table()
+    )
+    assert people.count_inferred() == 2
+    other = SQLiteStore(tmp_path / "kg.db")
+    other.replace_inferred(_rows(("controls", "p1", "p4", "r", [], None)))
+    other.close()
+    # p1->p4 is in a block now, p1->p2 is not: an override and a retraction count so
+    people.apply_inferred_delta(
+        _rows(("controls", "p1", "p4", "s", [], None)), INFERRED.empty_table()
+    )
+    assert people.count_inferred() == 1
+    people.apply_inferred_delta(
+        INFERRED.empty_table(), _rows(("controls", "p1", "p2", "", [], None))
+    )
+    assert people.count_inferred() == 1
+    with pytest.raises(RuntimeError), people.transaction():
+        people.replace_inferred(_rows(("controls", "p5", "p6", "r", [], None)))
+        people.apply_inferred_delta(
+            _rows(("controls", "p5", "p6", "s", [], None)), INFERRED.empty_table()
+        )
+        raise RuntimeError("the job fails after its writes")
+    people.apply_inferred_delta(
+        _rows(("controls", "p5", "p6", "s", [], None)), INFERRED.empty_table()
+    )
+    assert people.count_inferred() == 2
+    assert sorted(f.dst for f in people.get_inferred("p1")) == ["p4"]
+
+
 def test_the_last_of_equal_keys_in_one_batch_wins(people: SQLiteStore) -> None:
     written = people.replace_inferred(
         _rows(
