@@ -34,6 +34,7 @@ RDF_TYPE = RDF.type.n3()
 _CLASS_PREFIX = "a "
 _SCHEMA_N3 = frozenset(p.n3() for p in SCHEMA_PREDICATES)
 _OWL_NS = str(OWL)
+_WRITE_CHUNK = 1 << 19  # lines built and written at a time
 
 
 @dataclass(slots=True)
@@ -165,45 +166,87 @@ def _code_of(terms: StrArray, term: str) -> int:
     return int(idx) if idx is not None else -1
 
 
-def closure_columns(engine: Engine, terms: StrArray) -> tuple[StrArray, StrArray, StrArray]:
-    """Every fact of the engine as (s, p, o) N3 columns (literal subjects dropped)."""
+@dataclass(slots=True)
+class ClosurePart:
+    """The facts of one predicate (or class) as N-Triples pieces: subjects and objects as
+    codes into the term dictionary, the predicate (and a class object) as one N3 term."""
+
+    subjects: IntArray
+    predicate: str
+    objects: IntArray | str
+
+
+def closure_parts(engine: Engine, terms: StrArray) -> list[ClosurePart]:
+    """Every fact of the engine, per predicate (literal subjects dropped)."""
     starts: Any = pc.starts_with(terms, '"')
     literal = starts.to_numpy(zero_copy_only=False)
-    extra: list[str] = []  # predicate and class terms missing from the input's terms
-
-    def code(term: str) -> int:
-        found = _code_of(terms, term)
-        if found >= 0:
-            return found
-        extra.append(term)
-        return len(terms) + len(extra) - 1
-
-    type_code = code(RDF_TYPE)
-    s_parts: list[IntArray] = []
-    p_parts: list[IntArray] = []
-    o_parts: list[IntArray] = []
+    parts: list[ClosurePart] = []
     for pred, rel in engine.relations.items():
         cols = engine.rows(pred)
         if not cols or not len(cols[0]):
             continue
         subj = cols[0].astype(np.int64)
         keep = ~literal[subj]
-        n = int(keep.sum())
         if pred.startswith(_CLASS_PREFIX):
-            s_parts.append(subj[keep])
-            p_parts.append(np.full(n, type_code, np.int64))
-            o_parts.append(np.full(n, code(pred[len(_CLASS_PREFIX) :]), np.int64))
+            parts.append(ClosurePart(subj[keep], RDF_TYPE, pred[len(_CLASS_PREFIX) :]))
         elif rel.arity == 2:
-            s_parts.append(subj[keep])
-            p_parts.append(np.full(n, code(pred), np.int64))
-            o_parts.append(cols[1].astype(np.int64)[keep])
-    if not s_parts:
-        empty = pa.array([], pa.string())
-        return empty, empty, empty
-    dictionary = pa.concat_arrays([terms, pa.array(extra, pa.string())]) if extra else terms
+            parts.append(ClosurePart(subj[keep], pred, cols[1].astype(np.int64)[keep]))
+    return parts
+
+
+def closure_columns(engine: Engine, terms: StrArray) -> tuple[StrArray, StrArray, StrArray]:
+    """Every fact of the engine as (s, p, o) N3 columns (literal subjects dropped)."""
+    s_cols: list[StrArray] = []
+    p_cols: list[StrArray] = []
+    o_cols: list[StrArray] = []
+    for part in closure_parts(engine, terms):
+        n = len(part.subjects)
+        s_cols.append(terms.take(pa.array(part.subjects)))
+        p_cols.append(pa.array([part.predicate] * n, pa.string()))
+        objects = part.objects
+        o_cols.append(
+            pa.array([objects] * n, pa.string())
+            if isinstance(objects, str)
+            else terms.take(pa.array(objects))
+        )
     return tuple(  # type: ignore[return-value]
-        dictionary.take(pa.array(np.concatenate(parts))) for parts in (s_parts, p_parts, o_parts)
+        pa.concat_arrays(c) if c else pa.array([], pa.string()) for c in (s_cols, p_cols, o_cols)
     )
+
+
+def write_closure(path: str | Path, engine: Engine, terms: StrArray) -> int:
+    """Write every fact of the engine as N-Triples; returns the number written.
+
+    Lines are built a chunk at a time from the term codes, the predicate (and a class
+    object) joined in as a constant instead of a column of copies.
+    """
+    step = _WRITE_CHUNK
+    written = 0
+    with open(path, "wb") as fh:
+        for part in closure_parts(engine, terms):
+            predicate = pa.scalar(part.predicate, pa.string())
+            for start in range(0, len(part.subjects), step):
+                subjects = terms.take(pa.array(part.subjects[start : start + step]))
+                objects = (
+                    pa.scalar(part.objects, pa.string())
+                    if isinstance(part.objects, str)
+                    else terms.take(pa.array(part.objects[start : start + step]))
+                )
+                lines: Any = pc.binary_join_element_wise(
+                    subjects, predicate, objects, pa.scalar(".\n"), " "
+                )
+                fh.write(_string_data(lines))
+                written += len(lines)
+    return written
+
+
+def _string_data(lines: Any) -> memoryview:
+    # a fresh string array without nulls: its data buffer is the lines back to back
+    offsets = np.frombuffer(lines.buffers()[1], np.int32, count=len(lines) + 1)
+    data = lines.buffers()[2]
+    if data is None:
+        return memoryview(b"")
+    return memoryview(data)[int(offsets[0]) : int(offsets[-1])]
 
 
 def write_ntriples(path: str | Path, s: StrArray, p: StrArray, o: StrArray) -> int:
@@ -213,11 +256,7 @@ def write_ntriples(path: str | Path, s: StrArray, p: StrArray, o: StrArray) -> i
         for start in range(0, len(s), step):
             parts = [col.slice(start, step) for col in (s, p, o)]
             lines: Any = pc.binary_join_element_wise(*parts, pa.scalar(".\n"), " ")
-            # a fresh string array without nulls: its data buffer is the lines back to back
-            offsets = np.frombuffer(lines.buffers()[1], np.int32, count=len(lines) + 1)
-            data = lines.buffers()[2]
-            if data is not None:
-                fh.write(memoryview(data)[int(offsets[0]) : int(offsets[-1])])
+            fh.write(_string_data(lines))
     return len(s)
 
 
@@ -241,7 +280,7 @@ def materialise_rdf(
     t1 = time.perf_counter()
     engine, terms = reason_triples(s, p, o, rules)
     t2 = time.perf_counter()
-    out = write_ntriples(out_path, *closure_columns(engine, terms))
+    out = write_closure(out_path, engine, terms)
     t3 = time.perf_counter()
     return RdfSummary(len(s), out, len(rules), t1 - t0, t2 - t1, t3 - t2)
 
