@@ -116,16 +116,21 @@ def read_triples(path: str | Path, fmt: str | None = None) -> tuple[StrArray, St
     )
 
 
-def _is_schema(p: str, o: str) -> bool:
-    return p in _SCHEMA_N3 or (p == RDF_TYPE and o.startswith("<" + _OWL_NS))
-
-
 def compile_triples(s: StrArray, p: StrArray, o: StrArray) -> tuple[list[Rule], int]:
     """Rules for the OWL axioms among the triples; predicates named by N3 term."""
-    s_l: list[str] = s.to_pylist()
-    p_l: list[str] = p.to_pylist()
-    o_l: list[str] = o.to_pylist()
-    lines = [f"{a} {b} {c} ." for a, b, c in zip(s_l, p_l, o_l, strict=True) if _is_schema(b, c)]
+    # the schema triples are picked in Arrow: only they become Python strings
+    schema_p = pa.array(sorted(_SCHEMA_N3), pa.string())
+    picked: Any = pc.or_(
+        pc.is_in(p, value_set=schema_p),
+        pc.and_(
+            pc.equal(p, pa.scalar(RDF_TYPE, pa.string())),
+            pc.starts_with(o, "<" + _OWL_NS),
+        ),
+    )
+    s_l: list[str] = s.filter(picked).to_pylist()
+    p_l: list[str] = p.filter(picked).to_pylist()
+    o_l: list[str] = o.filter(picked).to_pylist()
+    lines = [f"{a} {b} {c} ." for a, b, c in zip(s_l, p_l, o_l, strict=True)]
     graph = Graph().parse(data="\n".join(lines), format="nt") if lines else Graph()
     prog = compile_owl(
         graph,
