@@ -222,24 +222,22 @@ def closure_columns(engine: Engine, terms: StrArray) -> tuple[StrArray, StrArray
 def write_closure(path: str | Path, engine: Engine, terms: StrArray) -> int:
     """Write every fact of the engine as N-Triples; returns the number written.
 
-    Lines are built a chunk at a time from the term codes, the predicate (and a class
-    object) joined in as a constant instead of a column of copies.
+    Lines are built a chunk at a time from the term codes: the subject, then the predicate
+    as the separator, then the object taken from the terms with the line end already on.
     """
     step = _WRITE_CHUNK
+    line_ends: Any = pc.binary_join_element_wise(terms, pa.scalar(" .\n"), "")
     written = 0
     with open(path, "wb") as fh:
         for part in closure_parts(engine, terms):
-            predicate = pa.scalar(part.predicate, pa.string())
             for start in range(0, len(part.subjects), step):
                 subjects = terms.take(pa.array(part.subjects[start : start + step]))
-                objects = (
-                    pa.scalar(part.objects, pa.string())
-                    if isinstance(part.objects, str)
-                    else terms.take(pa.array(part.objects[start : start + step]))
-                )
-                lines: Any = pc.binary_join_element_wise(
-                    subjects, predicate, objects, pa.scalar(".\n"), " "
-                )
+                if isinstance(part.objects, str):
+                    end = pa.scalar(f"{part.objects} .\n", pa.string())
+                    lines: Any = pc.binary_join_element_wise(subjects, end, f" {part.predicate} ")
+                else:
+                    objects = line_ends.take(pa.array(part.objects[start : start + step]))
+                    lines = pc.binary_join_element_wise(subjects, objects, f" {part.predicate} ")
                 fh.write(_string_data(lines))
                 written += len(lines)
     return written
