@@ -125,13 +125,14 @@ class Relation:
             return (cols[0] << _SHIFT) | cols[1]
         return _void_rows(cols)
 
-    def sort_codes(self, cols: Sequence[Array]) -> Array | None:
+    def sort_codes(self, cols: Sequence[Array]) -> IntArray | None:
         """Int codes of rows in the order of their keys, equal exactly where the keys are,
-        over a range small enough to sort fast (`sorted_order`); None for void keys."""
+        over a range small enough to sort fast (`sorted_order`); a new array, None for void
+        keys."""
         if not self.packed:
             return None
         if self.arity != 2 or not len(cols[0]):
-            return self.keys(cols)
+            return np.array(self.keys(cols), np.int64)
         lo0, lo1 = int(cols[0].min()), int(cols[1].min())
         span1 = int(cols[1].max()) - lo1 + 1
         if (int(cols[0].max()) - lo0 + 1) * span1 >= 1 << 62:
@@ -149,7 +150,7 @@ class Relation:
             live_cols = [c[rows] for c in self.cols]
             keys = self.keys(live_cols)
             codes = self.sort_codes(live_cols)
-            order = sorted_order(keys if codes is None else codes)[1]
+            _, order = sorted_order(keys) if codes is None else sorted_order(codes, overwrite=True)
             self._index = (keys[order], rows[order])
             self._fresh = (keys[:0], rows[:0])
         return self._index
@@ -350,19 +351,20 @@ def row_codes(cols: Sequence[Array]) -> Array:
     return code
 
 
-def sorted_order(keys: Array) -> tuple[Array, IntArray]:
+def sorted_order(keys: Array, overwrite: bool = False) -> tuple[Array, IntArray]:
     """`keys` sorted and the stable order that sorts them (`np.argsort(kind="stable")`).
 
     Int keys whose range and position fit together in 63 bits are sorted as one packed int64
     `(key - min) << bits | position`: a plain sort, several times faster than an argsort,
-    and ties stay in input order because the position breaks them.
+    and ties stay in input order because the position breaks them. `overwrite`: int64 keys
+    may be packed in place (the caller does not need them any more).
     """
     n = len(keys)
     if n and (keys.dtype.kind == "i" or (keys.dtype.kind == "u" and keys.dtype.itemsize < 8)):
         lo, hi = int(keys.min()), int(keys.max())
         pos_bits = max(n - 1, 1).bit_length()
         if (hi - lo).bit_length() + pos_bits <= 63:
-            packed = keys.astype(np.int64) if keys.dtype != np.int64 or lo else keys.copy()
+            packed = keys if overwrite and keys.dtype == np.int64 else keys.astype(np.int64)
             if lo:
                 packed -= lo
             packed <<= pos_bits
@@ -377,22 +379,24 @@ def sorted_order(keys: Array) -> tuple[Array, IntArray]:
     return keys[order], order
 
 
-def unique_keys(keys: Array, codes: Array | None = None) -> tuple[Array, IntArray]:
-    """Sorted distinct keys and the position of the first occurrence of each.
-
-    `codes` (optional) are int keys in the same order as `keys` and equal exactly where they
-    are, of a smaller range (so that they sort faster, see `sorted_order`).
-    """
-    if codes is None:
-        if keys.dtype.kind not in "iu":
-            uniq, first = np.unique(keys, return_index=True)
-            return uniq, first.astype(np.int64)
-        codes = keys
-    ordered, order = sorted_order(codes)
+def unique_keys(keys: Array) -> tuple[Array, IntArray]:
+    """Sorted distinct keys and the position of the first occurrence of each."""
+    if keys.dtype.kind not in "iu":
+        uniq, first = np.unique(keys, return_index=True)
+        return uniq, first.astype(np.int64)
+    ordered, order = sorted_order(keys)
     head = np.ones(len(keys), bool)
     head[1:] = ordered[1:] != ordered[:-1]
-    first = order[head]
-    return (ordered[head] if codes is keys else keys[first]), first
+    return ordered[head], order[head]
+
+
+def first_positions(codes: IntArray) -> IntArray:
+    """Position of the first occurrence of each distinct code, in ascending code order;
+    `codes` is overwritten."""
+    ordered, order = sorted_order(codes, overwrite=True)
+    head = np.ones(len(codes), bool)
+    head[1:] = ordered[1:] != ordered[:-1]
+    return order[head]
 
 
 def unique_first_inverse(keys: Array) -> tuple[Array, IntArray, IntArray]:
@@ -449,8 +453,9 @@ def equi_join(left: Array, right: Array) -> tuple[IntArray, IntArray]:
         counts = np.searchsorted(sorted_build, probe, "right") - lo
     total = int(counts.sum())
     probe_idx = np.repeat(np.arange(len(probe), dtype=np.int64), counts)
-    starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
-    build_idx = order[np.arange(total, dtype=np.int64) + starts].astype(np.int64)
+    at = np.arange(total, dtype=np.int64)
+    at += (lo - (np.cumsum(counts) - counts))[probe_idx]
+    build_idx = order[at].astype(np.int64, copy=False)
     return (build_idx, probe_idx) if swap else (probe_idx, build_idx)
 
 
@@ -745,8 +750,14 @@ class Engine:
         else:
             cols = [np.concatenate([b.cols[k] for b in batches]) for k in range(rel.arity)]
         cols = rel.coerce(cols)
-        keys = rel.keys(cols)
-        uniq, first = unique_keys(keys, rel.sort_codes(cols))
+        codes = rel.sort_codes(cols)
+        if codes is None:
+            uniq, first = unique_keys(rel.keys(cols))
+            distinct = [c[first] for c in cols]
+        else:  # codes sort like keys: the keys of the distinct rows only
+            first = first_positions(codes)
+            distinct = [c[first] for c in cols]
+            uniq = rel.keys(distinct)
         absent = rel.find_keys(uniq) < 0
         new = first[absent]
         # rule and premises only for the rows kept, gathered batch by batch
@@ -766,7 +777,7 @@ class Engine:
                 if width:
                     prem[sel, :width] = b.premises[offset[sel], :width]
         fids = self.new_fids(len(new))
-        rel.append([c[new] for c in cols], fids, rule, prem, uniq[absent])
+        rel.append([c[absent] for c in distinct], fids, rule, prem, uniq[absent])
         if not want_fids:
             return np.empty(0, np.int64)
         return rel.fids[rel.find(cols)]

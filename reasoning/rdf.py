@@ -187,15 +187,18 @@ def closure_parts(engine: Engine, terms: StrArray) -> list[ClosurePart]:
     literal = starts.to_numpy(zero_copy_only=False)
     parts: list[ClosurePart] = []
     for pred, rel in engine.relations.items():
-        cols = engine.rows(pred)
-        if not cols or not len(cols[0]):
+        # every row live: the columns as they are, not copies
+        cols = rel.cols if rel.live is None else engine.rows(pred)
+        if not cols or not len(cols[0]) or (rel.arity != 2 and not pred.startswith(_CLASS_PREFIX)):
             continue
-        subj = cols[0].astype(np.int64)
-        keep = ~literal[subj]
+        subj = cols[0].astype(np.int64, copy=False)
+        keep: Any = slice(None)
+        if literal.any():
+            keep = ~literal[subj]
         if pred.startswith(_CLASS_PREFIX):
             parts.append(ClosurePart(subj[keep], RDF_TYPE, pred[len(_CLASS_PREFIX) :]))
-        elif rel.arity == 2:
-            parts.append(ClosurePart(subj[keep], pred, cols[1].astype(np.int64)[keep]))
+        else:
+            parts.append(ClosurePart(subj[keep], pred, cols[1].astype(np.int64, copy=False)[keep]))
     return parts
 
 

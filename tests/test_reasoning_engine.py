@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reasoning.datalog import Aggregate, RuleSyntaxError, parse_rules
-from reasoning.engine import Engine, EngineError, Relation, sorted_order, unique_keys
+from reasoning.engine import (
+    Engine,
+    EngineError,
+    Relation,
+    first_positions,
+    sorted_order,
+    unique_keys,
+)
 
 
 def _pairs(engine: Engine, pred: str) -> set[tuple[object, ...]]:
@@ -278,21 +285,26 @@ def test_relation_dedupes_rows_to_their_first_occurrence(
             c[: n // 4] = c[n // 2 : n // 2 + n // 4]
     rel = Relation("r", arity, 0)
     cols = rel.coerce(cols)
-    uniq, first = unique_keys(rel.keys(cols), rel.sort_codes(cols))
     rows = list(zip(*(c.tolist() for c in cols), strict=True))
     firsts: dict[tuple[int, ...], int] = {}
     for i, row in enumerate(rows):
         firsts.setdefault(row, i)
-    assert sorted(firsts.values()) == sorted(first.tolist())
+    codes = rel.sort_codes(cols)
+    assert codes is not None
+    first = first_positions(codes)
     assert [rows[i] for i in first.tolist()] == sorted(firsts)
+    assert first.tolist() == [firsts[row] for row in sorted(firsts)]
+    uniq, first_by_key = unique_keys(rel.keys(cols))
+    assert first_by_key.tolist() == first.tolist()
     assert uniq.tolist() == rel.keys([c[first] for c in cols]).tolist()
+    assert rows == list(zip(*(c.tolist() for c in cols), strict=True))  # columns untouched
 
 
 def test_float_rows_dedupe_without_codes() -> None:
     rel = Relation("v", 2, 0)
     cols = rel.coerce([np.array([3, 1, 3, 1]), np.array([0.5, 2.0, 0.5, 2.5])])
     assert rel.sort_codes(cols) is None
-    _, first = unique_keys(rel.keys(cols), rel.sort_codes(cols))
+    _, first = unique_keys(rel.keys(cols))
     assert sorted(first.tolist()) == [0, 1, 3]
 
 
