@@ -359,6 +359,12 @@ def sorted_order(keys: Array, overwrite: bool = False) -> tuple[Array, IntArray]
     and ties stay in input order because the position breaks them. `overwrite`: int64 keys
     may be packed in place (the caller does not need them any more).
     """
+    ordered, order, _ = _sort_keys(keys, overwrite, stable=True)
+    return ordered, order
+
+
+def _sort_keys(keys: Array, overwrite: bool, stable: bool) -> tuple[Array, IntArray, bool]:
+    """Keys sorted, the order that sorts them and whether that order is stable."""
     n = len(keys)
     if n and (keys.dtype.kind == "i" or (keys.dtype.kind == "u" and keys.dtype.itemsize < 8)):
         lo, hi = int(keys.min()), int(keys.max())
@@ -374,9 +380,25 @@ def sorted_order(keys: Array, overwrite: bool = False) -> tuple[Array, IntArray]
             packed >>= pos_bits
             if lo:
                 packed += lo
-            return packed.astype(keys.dtype, copy=False), order
-    order = np.argsort(keys, kind="stable").astype(np.int64, copy=False)
-    return keys[order], order
+            return packed.astype(keys.dtype, copy=False), order, True
+    # too wide to pack: a stable argsort is about 3x slower than the default one
+    order = np.argsort(keys, kind="stable" if stable else None).astype(np.int64, copy=False)
+    return keys[order], order, stable
+
+
+def _run_firsts(order: IntArray, starts: IntArray, stable: bool) -> IntArray:
+    """First position of each run of equal sorted keys (the run's start when stable)."""
+    return order[starts] if stable else np.minimum.reduceat(order, starts).astype(np.int64)
+
+
+def _distinct_firsts(keys: Array, overwrite: bool) -> tuple[Array, IntArray]:
+    if not len(keys):
+        return keys[:0], np.empty(0, np.int64)
+    ordered, order, stable = _sort_keys(keys, overwrite, stable=False)
+    head = np.ones(len(keys), bool)
+    head[1:] = ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(head)
+    return ordered[starts], _run_firsts(order, starts, stable)
 
 
 def unique_keys(keys: Array) -> tuple[Array, IntArray]:
@@ -384,19 +406,13 @@ def unique_keys(keys: Array) -> tuple[Array, IntArray]:
     if keys.dtype.kind not in "iu":
         uniq, first = np.unique(keys, return_index=True)
         return uniq, first.astype(np.int64)
-    ordered, order = sorted_order(keys)
-    head = np.ones(len(keys), bool)
-    head[1:] = ordered[1:] != ordered[:-1]
-    return ordered[head], order[head]
+    return _distinct_firsts(keys, overwrite=False)
 
 
 def first_positions(codes: IntArray) -> IntArray:
-    """Position of the first occurrence of each distinct code, in ascending code order;
+    """Position of the first occurrence of each distinct int code, in ascending code order;
     `codes` is overwritten."""
-    ordered, order = sorted_order(codes, overwrite=True)
-    head = np.ones(len(codes), bool)
-    head[1:] = ordered[1:] != ordered[:-1]
-    return order[head]
+    return _distinct_firsts(codes, overwrite=True)[1]
 
 
 def unique_first_inverse(keys: Array) -> tuple[Array, IntArray, IntArray]:
@@ -405,13 +421,12 @@ def unique_first_inverse(keys: Array) -> tuple[Array, IntArray, IntArray]:
     if keys.dtype.kind not in "iu" or not len(keys):
         uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         return uniq, first.astype(np.int64), inverse.ravel().astype(np.int64)
-    ordered, order = sorted_order(keys)
+    ordered, order, stable = _sort_keys(keys, False, stable=False)
     head = np.concatenate([[True], ordered[1:] != ordered[:-1]])
     starts = np.flatnonzero(head)
     inverse = np.empty(len(keys), np.int64)
     inverse[order] = np.cumsum(head) - 1
-    # the order is stable: a run starts at its first occurrence
-    return ordered[starts], order[starts], inverse
+    return ordered[starts], _run_firsts(order, starts, stable), inverse
 
 
 def first_unique(keys: Array) -> IntArray:
@@ -419,9 +434,9 @@ def first_unique(keys: Array) -> IntArray:
     if keys.dtype.kind not in "iu" or not len(keys):
         _, first = np.unique(keys, return_index=True)
         return np.sort(first).astype(np.int64)
-    ordered, order = sorted_order(keys)
+    ordered, order, stable = _sort_keys(keys, False, stable=False)
     starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
-    return np.sort(order[starts])
+    return np.sort(_run_firsts(order, starts, stable))
 
 
 def equi_join(left: Array, right: Array) -> tuple[IntArray, IntArray]:

@@ -16,7 +16,9 @@ from reasoning.engine import (
     EngineError,
     Relation,
     first_positions,
+    first_unique,
     sorted_order,
+    unique_first_inverse,
     unique_keys,
 )
 
@@ -320,3 +322,20 @@ def test_rows_added_to_an_empty_relation_are_found_by_key() -> None:
     rel = engine.relations["e"]
     assert rel.find([np.array([4, 5, 2]), np.array([4, 2, 5])]).tolist()[2] == -1
     assert (rel.find(rel.cols) == np.arange(4)).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 3000), st.sampled_from([4, 40, 2**40, 2**62]), st.integers(0, 2**32))
+def test_unique_helpers_agree_with_numpy_unique_on_narrow_and_wide_keys(
+    n: int, top: int, seed: int
+) -> None:
+    # keys of a wide range cannot be packed with their position: the argsort path
+    keys = np.random.default_rng(seed).integers(-top, top, n)
+    uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    got_uniq, got_first = unique_keys(keys)
+    assert got_uniq.tolist() == uniq.tolist() and got_first.tolist() == first.tolist()
+    got = unique_first_inverse(keys)
+    assert got[0].tolist() == uniq.tolist()
+    assert got[1].tolist() == first.tolist()
+    assert got[2].tolist() == inverse.ravel().tolist()
+    assert first_unique(keys).tolist() == sorted(first.tolist())
