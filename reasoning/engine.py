@@ -211,7 +211,10 @@ class Relation:
         premises: IntArray,
         sorted_keys: Array | None = None,
     ) -> None:
-        """Append rows; `sorted_keys` (their keys, ascending) lets the index be merged."""
+        """Append rows; `sorted_keys` (their keys, ascending) lets the index be merged.
+
+        The first rows of a relation are kept as given, not copied: the caller hands them
+        over."""
         n, m = len(self), len(fids)
         if self._index is not None and sorted_keys is None:
             self._index = None
@@ -248,6 +251,12 @@ class Relation:
             old.append(self.live)
         if len(self.cols) != self.arity:
             raise EngineError(f"{self.name}: rows appended before their column types are known")
+        if n == 0 and self.live is None:
+            arrays = [np.asarray(b, a.dtype) for a, b in zip(old, new, strict=True)]
+            self.cols = arrays[: self.arity]
+            self.fids, self.rule, self.premises = arrays[self.arity :]
+            self._buffers = None  # the next append copies them into room to grow
+            return
         bufs = self._buffers
         if bufs is None or n + m > len(bufs[0]):
             cap = max(n + m, n + n // 4, 64)  # a quarter to spare: amortised O(m)
