@@ -137,10 +137,10 @@ class Relation:
         span1 = int(cols[1].max()) - lo1 + 1
         if (int(cols[0].max()) - lo0 + 1) * span1 >= 1 << 62:
             return self.keys(cols)
-        codes = cols[0] - lo0
-        codes *= span1
+        # c0 * span1 + c1 orders rows as the keys do; its range is at most span0 * span1
+        # (the sort subtracts the minimum), and ids below 2**31 keep it below 2**63
+        codes = cols[0] * span1
         codes += cols[1]
-        codes -= lo1
         return codes
 
     def index(self) -> tuple[Array, IntArray]:
