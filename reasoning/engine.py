@@ -681,6 +681,7 @@ class Engine:
         self._group_atoms = {
             i: self._group_atom(r) for i, r in enumerate(self.rules) if r.aggregate is not None
         }
+        self.undoes = _undoing_rules(self.rules)
 
     # --- program structure -------------------------------------------------------------------
     def _stratify(self) -> list[Stratum]:
@@ -932,7 +933,7 @@ class Engine:
                     d = delta.get(other.pred)
                     if j == k:
                         assert d is not None
-                        views.append(View.of(rel, d[0], d[1]))
+                        views.append(_delta_view(rel, d, self.undoes.get(i)))
                     elif d is not None and j < k:
                         views.append(View.of(rel, 0, d[0]))
                     elif d is not None:
@@ -1333,6 +1334,58 @@ class Engine:
         )
         rel.track_live()
         return {rule.head_pred: (start, len(rel))}
+
+
+def _permutation(rule: Rule) -> tuple[int, ...] | None:
+    """Where each head argument sits in the body of a rule that only reorders one atom's
+    variables (`q(Y, X) :- p(X, Y)`), else None."""
+    if len(rule.body) != 1 or not isinstance(rule.body[0], Atom):
+        return None
+    args = rule.body[0].args
+    names = [a.name for a in args if isinstance(a, Var)]
+    head = [a.name for a in rule.head_args if isinstance(a, Var)]
+    if len(names) != len(args) or len(set(names)) != len(names) or len(head) != len(names):
+        return None
+    if sorted(head) != sorted(names):
+        return None
+    return tuple(names.index(v) for v in head)
+
+
+def _undoing_rules(rules: Sequence[Rule]) -> dict[int, frozenset[int]]:
+    """For each reordering rule, the reordering rules it undoes: applied to a row one of them
+    derived, it gives back that row's premise, which is there already (an inverse property
+    applied to its own inverse, a symmetric property to itself)."""
+    perms = {i: perm for i, r in enumerate(rules) if (perm := _permutation(r)) is not None}
+    undoes: dict[int, frozenset[int]] = {}
+    for i, perm in perms.items():
+        rule = rules[i]
+        body_pred = rule.positives[0].pred
+        found = frozenset(
+            j
+            for j, other in perms.items()
+            if rules[j].head_pred == body_pred
+            and rules[j].positives[0].pred == rule.head_pred
+            and all(other[perm[k]] == k for k in range(len(perm)))
+        )
+        if found:
+            undoes[i] = found
+    return undoes
+
+
+def _delta_view(rel: Relation, delta: tuple[int, int], undone: frozenset[int] | None) -> View:
+    """The rows of a delta, but those derived by a rule the reading rule undoes."""
+    view = View.of(rel, *delta)
+    if not undone or not rel.cols:
+        return view
+    start, end = delta
+    skip = np.isin(rel.rule[start:end], np.fromiter(undone, np.int32))
+    if not skip.any():
+        return view
+    keep = ~skip
+    if rel.live is not None:
+        keep &= rel.live[start:end]
+    rows = np.flatnonzero(keep) + start
+    return View([c[rows] for c in rel.cols], rel.fids[rows])
 
 
 def _merge_ranges(
