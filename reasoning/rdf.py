@@ -152,7 +152,7 @@ def reason_triples(
     engine = Engine(rules)
     type_code = _code_of(terms, RDF_TYPE)
     is_type = pc_ == type_code
-    for pred in np.unique(pc_[~is_type]).tolist():
+    for pred in np.flatnonzero(np.bincount(pc_[~is_type])).tolist():  # codes are dense
         m = pc_ == pred
         engine.add_facts(str(terms[pred].as_py()), sc[m], oc[m])
     if is_type.any():
