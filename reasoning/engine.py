@@ -125,12 +125,32 @@ class Relation:
             return (cols[0] << _SHIFT) | cols[1]
         return _void_rows(cols)
 
+    def sort_codes(self, cols: Sequence[Array]) -> IntArray | None:
+        """Int codes of rows in the order of their keys, equal exactly where the keys are,
+        over a range small enough to sort fast (`sorted_order`); a new array, None for void
+        keys."""
+        if not self.packed:
+            return None
+        if self.arity != 2 or not len(cols[0]):
+            return np.array(self.keys(cols), np.int64)
+        lo0, lo1 = int(cols[0].min()), int(cols[1].min())
+        span1 = int(cols[1].max()) - lo1 + 1
+        if (int(cols[0].max()) - lo0 + 1) * span1 >= 1 << 62:
+            return self.keys(cols)
+        # c0 * span1 + c1 orders rows as the keys do; its range is at most span0 * span1
+        # (the sort subtracts the minimum), and ids below 2**31 keep it below 2**63
+        codes = cols[0] * span1
+        codes += cols[1]
+        return codes
+
     def index(self) -> tuple[Array, IntArray]:
         """Sorted keys of the live rows but the latest (`_fresh`) and the row of each."""
         if self._index is None:
             rows = self.live_rows()
-            keys = self.keys([c[rows] for c in self.cols])
-            order = np.argsort(keys, kind="stable")
+            live_cols = [c[rows] for c in self.cols]
+            keys = self.keys(live_cols)
+            codes = self.sort_codes(live_cols)
+            _, order = sorted_order(keys) if codes is None else sorted_order(codes, overwrite=True)
             self._index = (keys[order], rows[order])
             self._fresh = (keys[:0], rows[:0])
         return self._index
@@ -191,7 +211,10 @@ class Relation:
         premises: IntArray,
         sorted_keys: Array | None = None,
     ) -> None:
-        """Append rows; `sorted_keys` (their keys, ascending) lets the index be merged."""
+        """Append rows; `sorted_keys` (their keys, ascending) lets the index be merged.
+
+        The first rows of a relation are kept as given, not copied: the caller hands them
+        over."""
         n, m = len(self), len(fids)
         if self._index is not None and sorted_keys is None:
             self._index = None
@@ -199,19 +222,28 @@ class Relation:
             new_rows = np.arange(n, n + m, dtype=np.int64)
             main_keys, main_rows = self._index
             fresh_keys, fresh_rows = self._fresh
-            pos = np.searchsorted(fresh_keys, sorted_keys)
-            fresh_keys = np.insert(fresh_keys, pos, sorted_keys)
-            fresh_rows = np.insert(fresh_rows, pos, new_rows)
+            if len(fresh_keys):
+                pos = np.searchsorted(fresh_keys, sorted_keys)
+                fresh_keys = np.insert(fresh_keys, pos, sorted_keys)
+                fresh_rows = np.insert(fresh_rows, pos, new_rows)
+            else:
+                fresh_keys, fresh_rows = sorted_keys, new_rows
             if len(fresh_keys) > max(4096, len(main_keys) // 8):
-                pos = np.searchsorted(main_keys, fresh_keys)
-                self._index = (
-                    np.insert(main_keys, pos, fresh_keys),
-                    np.insert(main_rows, pos, fresh_rows),
-                )
+                if len(main_keys):
+                    pos = np.searchsorted(main_keys, fresh_keys)
+                    self._index = (
+                        np.insert(main_keys, pos, fresh_keys),
+                        np.insert(main_rows, pos, fresh_rows),
+                    )
+                else:  # the first rows of the relation are the index as they are
+                    self._index = (fresh_keys, fresh_rows)
                 fresh_keys, fresh_rows = fresh_keys[:0], fresh_rows[:0]
             self._fresh = (fresh_keys, fresh_rows)
-        pad = np.full((m, self.width), -1, np.int64)
-        pad[:, : premises.shape[1]] = premises
+        if premises.shape[1] == self.width:
+            pad = premises
+        else:
+            pad = np.full((m, self.width), -1, np.int64)
+            pad[:, : premises.shape[1]] = premises
         new = [*cols, fids, rule, pad]
         old = [*self.cols, self.fids, self.rule, self.premises]
         if self.live is not None:
@@ -219,6 +251,12 @@ class Relation:
             old.append(self.live)
         if len(self.cols) != self.arity:
             raise EngineError(f"{self.name}: rows appended before their column types are known")
+        if n == 0 and self.live is None:
+            arrays = [np.asarray(b, a.dtype) for a, b in zip(old, new, strict=True)]
+            self.cols = arrays[: self.arity]
+            self.fids, self.rule, self.premises = arrays[self.arity :]
+            self._buffers = None  # the next append copies them into room to grow
+            return
         bufs = self._buffers
         if bufs is None or n + m > len(bufs[0]):
             cap = max(n + m, n + n // 4, 64)  # a quarter to spare: amortised O(m)
@@ -322,19 +360,68 @@ def row_codes(cols: Sequence[Array]) -> Array:
     return code
 
 
-def unique_keys(keys: Array) -> tuple[Array, IntArray]:
-    """Sorted distinct keys and the position of one occurrence of each.
+def sorted_order(keys: Array, overwrite: bool = False) -> tuple[Array, IntArray]:
+    """`keys` sorted and the stable order that sorts them (`np.argsort(kind="stable")`).
 
-    Any occurrence is a valid derivation, so an unstable (faster) sort is enough.
+    Int keys whose range and position fit together in 63 bits are sorted as one packed int64
+    `(key - min) << bits | position`: a plain sort, several times faster than an argsort,
+    and ties stay in input order because the position breaks them. `overwrite`: int64 keys
+    may be packed in place (the caller does not need them any more).
     """
+    ordered, order, _ = _sort_keys(keys, overwrite, stable=True)
+    return ordered, order
+
+
+def _sort_keys(keys: Array, overwrite: bool, stable: bool) -> tuple[Array, IntArray, bool]:
+    """Keys sorted, the order that sorts them and whether that order is stable."""
+    n = len(keys)
+    if n and (keys.dtype.kind == "i" or (keys.dtype.kind == "u" and keys.dtype.itemsize < 8)):
+        lo, hi = int(keys.min()), int(keys.max())
+        pos_bits = max(n - 1, 1).bit_length()
+        if (hi - lo).bit_length() + pos_bits <= 63:
+            packed = keys if overwrite and keys.dtype == np.int64 else keys.astype(np.int64)
+            if lo:
+                packed -= lo
+            packed <<= pos_bits
+            packed |= np.arange(n, dtype=np.int64)
+            packed.sort()
+            order = packed & np.int64((1 << pos_bits) - 1)
+            packed >>= pos_bits
+            if lo:
+                packed += lo
+            return packed.astype(keys.dtype, copy=False), order, True
+    # too wide to pack: a stable argsort is about 3x slower than the default one
+    order = np.argsort(keys, kind="stable" if stable else None).astype(np.int64, copy=False)
+    return keys[order], order, stable
+
+
+def _run_firsts(order: IntArray, starts: IntArray, stable: bool) -> IntArray:
+    """First position of each run of equal sorted keys (the run's start when stable)."""
+    return order[starts] if stable else np.minimum.reduceat(order, starts).astype(np.int64)
+
+
+def _distinct_firsts(keys: Array, overwrite: bool) -> tuple[Array, IntArray]:
+    if not len(keys):
+        return keys[:0], np.empty(0, np.int64)
+    ordered, order, stable = _sort_keys(keys, overwrite, stable=False)
+    head = np.ones(len(keys), bool)
+    head[1:] = ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(head)
+    return ordered[starts], _run_firsts(order, starts, stable)
+
+
+def unique_keys(keys: Array) -> tuple[Array, IntArray]:
+    """Sorted distinct keys and the position of the first occurrence of each."""
     if keys.dtype.kind not in "iu":
         uniq, first = np.unique(keys, return_index=True)
         return uniq, first.astype(np.int64)
-    order = np.argsort(keys)
-    ordered = keys[order]
-    head = np.ones(len(keys), bool)
-    head[1:] = ordered[1:] != ordered[:-1]
-    return ordered[head], order[head].astype(np.int64)
+    return _distinct_firsts(keys, overwrite=False)
+
+
+def first_positions(codes: IntArray) -> IntArray:
+    """Position of the first occurrence of each distinct int code, in ascending code order;
+    `codes` is overwritten."""
+    return _distinct_firsts(codes, overwrite=True)[1]
 
 
 def unique_first_inverse(keys: Array) -> tuple[Array, IntArray, IntArray]:
@@ -343,13 +430,12 @@ def unique_first_inverse(keys: Array) -> tuple[Array, IntArray, IntArray]:
     if keys.dtype.kind not in "iu" or not len(keys):
         uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         return uniq, first.astype(np.int64), inverse.ravel().astype(np.int64)
-    order = np.argsort(keys)
-    ordered = keys[order]
+    ordered, order, stable = _sort_keys(keys, False, stable=False)
     head = np.concatenate([[True], ordered[1:] != ordered[:-1]])
     starts = np.flatnonzero(head)
     inverse = np.empty(len(keys), np.int64)
     inverse[order] = np.cumsum(head) - 1
-    return ordered[starts], np.minimum.reduceat(order, starts).astype(np.int64), inverse
+    return ordered[starts], _run_firsts(order, starts, stable), inverse
 
 
 def first_unique(keys: Array) -> IntArray:
@@ -357,11 +443,9 @@ def first_unique(keys: Array) -> IntArray:
     if keys.dtype.kind not in "iu" or not len(keys):
         _, first = np.unique(keys, return_index=True)
         return np.sort(first).astype(np.int64)
-    # an unstable sort, then the smallest position of each run (no stable sort needed)
-    order = np.argsort(keys)
-    ordered = keys[order]
+    ordered, order, stable = _sort_keys(keys, False, stable=False)
     starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
-    return np.sort(np.minimum.reduceat(order, starts)).astype(np.int64)
+    return np.sort(_run_firsts(order, starts, stable))
 
 
 def equi_join(left: Array, right: Array) -> tuple[IntArray, IntArray]:
@@ -384,18 +468,18 @@ def equi_join(left: Array, right: Array) -> tuple[IntArray, IntArray]:
         p = probe - lo_key
         bucket_counts = np.bincount(b, minlength=span)
         bucket_start = np.cumsum(bucket_counts) - bucket_counts
-        order = np.argsort(b, kind="stable")
+        order = sorted_order(b)[1]
         lo = bucket_start[p]
         counts = bucket_counts[p]
     else:
-        order = np.argsort(build, kind="stable")
-        sorted_build = build[order]
+        sorted_build, order = sorted_order(build)
         lo = np.searchsorted(sorted_build, probe, "left")
         counts = np.searchsorted(sorted_build, probe, "right") - lo
     total = int(counts.sum())
     probe_idx = np.repeat(np.arange(len(probe), dtype=np.int64), counts)
-    starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
-    build_idx = order[np.arange(total, dtype=np.int64) + starts].astype(np.int64)
+    at = np.arange(total, dtype=np.int64)
+    at += (lo - (np.cumsum(counts) - counts))[probe_idx]
+    build_idx = order[at].astype(np.int64, copy=False)
     return (build_idx, probe_idx) if swap else (probe_idx, build_idx)
 
 
@@ -597,6 +681,7 @@ class Engine:
         self._group_atoms = {
             i: self._group_atom(r) for i, r in enumerate(self.rules) if r.aggregate is not None
         }
+        self.undoes = _undoing_rules(self.rules)
 
     # --- program structure -------------------------------------------------------------------
     def _stratify(self) -> list[Stratum]:
@@ -685,26 +770,39 @@ class Engine:
         batches = [b for b in batches if len(b.cols[0])]
         if not batches:
             return np.empty(0, np.int64)
-        cols = [np.concatenate([b.cols[k] for b in batches]) for k in range(rel.arity)]
+        if len(batches) == 1:
+            cols = list(batches[0].cols)
+        else:
+            cols = [np.concatenate([b.cols[k] for b in batches]) for k in range(rel.arity)]
         cols = rel.coerce(cols)
-        keys = rel.keys(cols)
-        uniq, first = unique_keys(keys)
+        codes = rel.sort_codes(cols)
+        if codes is None:
+            uniq, first = unique_keys(rel.keys(cols))
+            distinct = [c[first] for c in cols]
+        else:  # codes sort like keys: the keys of the distinct rows only
+            first = first_positions(codes)
+            distinct = [c[first] for c in cols]
+            uniq = rel.keys(distinct)
         absent = rel.find_keys(uniq) < 0
         new = first[absent]
         # rule and premises only for the rows kept, gathered batch by batch
-        sizes = np.array([len(b.cols[0]) for b in batches])
-        batch_of = np.searchsorted(np.cumsum(sizes), new, "right")
-        offset = new - (np.cumsum(sizes) - sizes)[batch_of]
-        rule = np.empty(len(new), np.int32)
-        prem = np.full((len(new), rel.width), -1, np.int64)
-        for k, b in enumerate(batches):
-            sel = batch_of == k
-            rule[sel] = b.rule
-            width = min(b.premises.shape[1], rel.width)
-            if width:
-                prem[sel, :width] = b.premises[offset[sel], :width]
+        if len(batches) == 1 and batches[0].premises.shape[1] == rel.width:
+            rule = np.full(len(new), batches[0].rule, np.int32)
+            prem = batches[0].premises[new]
+        else:
+            sizes = np.array([len(b.cols[0]) for b in batches])
+            batch_of = np.searchsorted(np.cumsum(sizes), new, "right")
+            offset = new - (np.cumsum(sizes) - sizes)[batch_of]
+            rule = np.empty(len(new), np.int32)
+            prem = np.full((len(new), rel.width), -1, np.int64)
+            for k, b in enumerate(batches):
+                sel = batch_of == k
+                rule[sel] = b.rule
+                width = min(b.premises.shape[1], rel.width)
+                if width:
+                    prem[sel, :width] = b.premises[offset[sel], :width]
         fids = self.new_fids(len(new))
-        rel.append([c[new] for c in cols], fids, rule, prem, uniq[absent])
+        rel.append([c[absent] for c in distinct], fids, rule, prem, uniq[absent])
         if not want_fids:
             return np.empty(0, np.int64)
         return rel.fids[rel.find(cols)]
@@ -835,7 +933,7 @@ class Engine:
                     d = delta.get(other.pred)
                     if j == k:
                         assert d is not None
-                        views.append(View.of(rel, d[0], d[1]))
+                        views.append(_delta_view(rel, d, self.undoes.get(i)))
                     elif d is not None and j < k:
                         views.append(View.of(rel, 0, d[0]))
                     elif d is not None:
@@ -1236,6 +1334,58 @@ class Engine:
         )
         rel.track_live()
         return {rule.head_pred: (start, len(rel))}
+
+
+def _permutation(rule: Rule) -> tuple[int, ...] | None:
+    """Where each head argument sits in the body of a rule that only reorders one atom's
+    variables (`q(Y, X) :- p(X, Y)`), else None."""
+    if len(rule.body) != 1 or not isinstance(rule.body[0], Atom):
+        return None
+    args = rule.body[0].args
+    names = [a.name for a in args if isinstance(a, Var)]
+    head = [a.name for a in rule.head_args if isinstance(a, Var)]
+    if len(names) != len(args) or len(set(names)) != len(names) or len(head) != len(names):
+        return None
+    if sorted(head) != sorted(names):
+        return None
+    return tuple(names.index(v) for v in head)
+
+
+def _undoing_rules(rules: Sequence[Rule]) -> dict[int, frozenset[int]]:
+    """For each reordering rule, the reordering rules it undoes: applied to a row one of them
+    derived, it gives back that row's premise, which is there already (an inverse property
+    applied to its own inverse, a symmetric property to itself)."""
+    perms = {i: perm for i, r in enumerate(rules) if (perm := _permutation(r)) is not None}
+    undoes: dict[int, frozenset[int]] = {}
+    for i, perm in perms.items():
+        rule = rules[i]
+        body_pred = rule.positives[0].pred
+        found = frozenset(
+            j
+            for j, other in perms.items()
+            if rules[j].head_pred == body_pred
+            and rules[j].positives[0].pred == rule.head_pred
+            and all(other[perm[k]] == k for k in range(len(perm)))
+        )
+        if found:
+            undoes[i] = found
+    return undoes
+
+
+def _delta_view(rel: Relation, delta: tuple[int, int], undone: frozenset[int] | None) -> View:
+    """The rows of a delta, but those derived by a rule the reading rule undoes."""
+    view = View.of(rel, *delta)
+    if not undone or not rel.cols:
+        return view
+    start, end = delta
+    skip = np.isin(rel.rule[start:end], np.fromiter(undone, np.int32))
+    if not skip.any():
+        return view
+    keep = ~skip
+    if rel.live is not None:
+        keep &= rel.live[start:end]
+    rows = np.flatnonzero(keep) + start
+    return View([c[rows] for c in rel.cols], rel.fids[rows])
 
 
 def _merge_ranges(

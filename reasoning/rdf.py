@@ -34,6 +34,7 @@ RDF_TYPE = RDF.type.n3()
 _CLASS_PREFIX = "a "
 _SCHEMA_N3 = frozenset(p.n3() for p in SCHEMA_PREDICATES)
 _OWL_NS = str(OWL)
+_WRITE_CHUNK = 1 << 19  # lines built and written at a time
 
 
 @dataclass(slots=True)
@@ -115,16 +116,21 @@ def read_triples(path: str | Path, fmt: str | None = None) -> tuple[StrArray, St
     )
 
 
-def _is_schema(p: str, o: str) -> bool:
-    return p in _SCHEMA_N3 or (p == RDF_TYPE and o.startswith("<" + _OWL_NS))
-
-
 def compile_triples(s: StrArray, p: StrArray, o: StrArray) -> tuple[list[Rule], int]:
     """Rules for the OWL axioms among the triples; predicates named by N3 term."""
-    s_l: list[str] = s.to_pylist()
-    p_l: list[str] = p.to_pylist()
-    o_l: list[str] = o.to_pylist()
-    lines = [f"{a} {b} {c} ." for a, b, c in zip(s_l, p_l, o_l, strict=True) if _is_schema(b, c)]
+    # the schema triples are picked in Arrow: only they become Python strings
+    schema_p = pa.array(sorted(_SCHEMA_N3), pa.string())
+    picked: Any = pc.or_(
+        pc.is_in(p, value_set=schema_p),
+        pc.and_(
+            pc.equal(p, pa.scalar(RDF_TYPE, pa.string())),
+            pc.starts_with(o, "<" + _OWL_NS),
+        ),
+    )
+    s_l: list[str] = s.filter(picked).to_pylist()
+    p_l: list[str] = p.filter(picked).to_pylist()
+    o_l: list[str] = o.filter(picked).to_pylist()
+    lines = [f"{a} {b} {c} ." for a, b, c in zip(s_l, p_l, o_l, strict=True)]
     graph = Graph().parse(data="\n".join(lines), format="nt") if lines else Graph()
     prog = compile_owl(
         graph,
@@ -146,7 +152,7 @@ def reason_triples(
     engine = Engine(rules)
     type_code = _code_of(terms, RDF_TYPE)
     is_type = pc_ == type_code
-    for pred in np.unique(pc_[~is_type]).tolist():
+    for pred in np.flatnonzero(np.bincount(pc_[~is_type])).tolist():  # codes are dense
         m = pc_ == pred
         engine.add_facts(str(terms[pred].as_py()), sc[m], oc[m])
     if is_type.any():
@@ -165,45 +171,88 @@ def _code_of(terms: StrArray, term: str) -> int:
     return int(idx) if idx is not None else -1
 
 
-def closure_columns(engine: Engine, terms: StrArray) -> tuple[StrArray, StrArray, StrArray]:
-    """Every fact of the engine as (s, p, o) N3 columns (literal subjects dropped)."""
+@dataclass(slots=True)
+class ClosurePart:
+    """The facts of one predicate (or class) as N-Triples pieces: subjects and objects as
+    codes into the term dictionary, the predicate (and a class object) as one N3 term."""
+
+    subjects: IntArray
+    predicate: str
+    objects: IntArray | str
+
+
+def closure_parts(engine: Engine, terms: StrArray) -> list[ClosurePart]:
+    """Every fact of the engine, per predicate (literal subjects dropped)."""
     starts: Any = pc.starts_with(terms, '"')
     literal = starts.to_numpy(zero_copy_only=False)
-    extra: list[str] = []  # predicate and class terms missing from the input's terms
-
-    def code(term: str) -> int:
-        found = _code_of(terms, term)
-        if found >= 0:
-            return found
-        extra.append(term)
-        return len(terms) + len(extra) - 1
-
-    type_code = code(RDF_TYPE)
-    s_parts: list[IntArray] = []
-    p_parts: list[IntArray] = []
-    o_parts: list[IntArray] = []
+    parts: list[ClosurePart] = []
     for pred, rel in engine.relations.items():
-        cols = engine.rows(pred)
-        if not cols or not len(cols[0]):
+        # every row live: the columns as they are, not copies
+        cols = rel.cols if rel.live is None else engine.rows(pred)
+        if not cols or not len(cols[0]) or (rel.arity != 2 and not pred.startswith(_CLASS_PREFIX)):
             continue
-        subj = cols[0].astype(np.int64)
-        keep = ~literal[subj]
-        n = int(keep.sum())
+        subj = cols[0].astype(np.int64, copy=False)
+        keep: Any = slice(None)
+        if literal.any():
+            keep = ~literal[subj]
         if pred.startswith(_CLASS_PREFIX):
-            s_parts.append(subj[keep])
-            p_parts.append(np.full(n, type_code, np.int64))
-            o_parts.append(np.full(n, code(pred[len(_CLASS_PREFIX) :]), np.int64))
-        elif rel.arity == 2:
-            s_parts.append(subj[keep])
-            p_parts.append(np.full(n, code(pred), np.int64))
-            o_parts.append(cols[1].astype(np.int64)[keep])
-    if not s_parts:
-        empty = pa.array([], pa.string())
-        return empty, empty, empty
-    dictionary = pa.concat_arrays([terms, pa.array(extra, pa.string())]) if extra else terms
+            parts.append(ClosurePart(subj[keep], RDF_TYPE, pred[len(_CLASS_PREFIX) :]))
+        else:
+            parts.append(ClosurePart(subj[keep], pred, cols[1].astype(np.int64, copy=False)[keep]))
+    return parts
+
+
+def closure_columns(engine: Engine, terms: StrArray) -> tuple[StrArray, StrArray, StrArray]:
+    """Every fact of the engine as (s, p, o) N3 columns (literal subjects dropped)."""
+    s_cols: list[StrArray] = []
+    p_cols: list[StrArray] = []
+    o_cols: list[StrArray] = []
+    for part in closure_parts(engine, terms):
+        n = len(part.subjects)
+        s_cols.append(terms.take(pa.array(part.subjects)))
+        p_cols.append(pa.array([part.predicate] * n, pa.string()))
+        objects = part.objects
+        o_cols.append(
+            pa.array([objects] * n, pa.string())
+            if isinstance(objects, str)
+            else terms.take(pa.array(objects))
+        )
     return tuple(  # type: ignore[return-value]
-        dictionary.take(pa.array(np.concatenate(parts))) for parts in (s_parts, p_parts, o_parts)
+        pa.concat_arrays(c) if c else pa.array([], pa.string()) for c in (s_cols, p_cols, o_cols)
     )
+
+
+def write_closure(path: str | Path, engine: Engine, terms: StrArray) -> int:
+    """Write every fact of the engine as N-Triples; returns the number written.
+
+    Lines are built a chunk at a time from the term codes: the subject, then the predicate
+    as the separator, then the object taken from the terms with the line end already on.
+    """
+    step = _WRITE_CHUNK
+    line_ends: Any = pc.binary_join_element_wise(terms, pa.scalar(" .\n"), "")
+    written = 0
+    with open(path, "wb") as fh:
+        for part in closure_parts(engine, terms):
+            for start in range(0, len(part.subjects), step):
+                subjects = terms.take(pa.array(part.subjects[start : start + step]))
+                if isinstance(part.objects, str):
+                    end = pa.scalar(f"{part.objects} .\n", pa.string())
+                    lines: Any = pc.binary_join_element_wise(subjects, end, f" {part.predicate} ")
+                else:
+                    objects = line_ends.take(pa.array(part.objects[start : start + step]))
+                    lines = pc.binary_join_element_wise(subjects, objects, f" {part.predicate} ")
+                fh.write(_string_data(lines))
+                written += len(lines)
+    return written
+
+
+def _string_data(lines: Any) -> memoryview:
+    # a fresh string array without nulls: its data buffer is the lines back to back
+    offsets = np.frombuffer(lines.buffers()[1], np.int32, count=len(lines) + 1)
+    data = lines.buffers()[2]
+    if data is None:
+        return memoryview(b"")
+    return memoryview(data)[int(offsets[0]) : int(offsets[-1])]
 
 
 def write_ntriples(path: str | Path, s: StrArray, p: StrArray, o: StrArray) -> int:
@@ -213,11 +262,7 @@ def write_ntriples(path: str | Path, s: StrArray, p: StrArray, o: StrArray) -> i
         for start in range(0, len(s), step):
             parts = [col.slice(start, step) for col in (s, p, o)]
             lines: Any = pc.binary_join_element_wise(*parts, pa.scalar(".\n"), " ")
-            # a fresh string array without nulls: its data buffer is the lines back to back
-            offsets = np.frombuffer(lines.buffers()[1], np.int32, count=len(lines) + 1)
-            data = lines.buffers()[2]
-            if data is not None:
-                fh.write(memoryview(data)[int(offsets[0]) : int(offsets[-1])])
+            fh.write(_string_data(lines))
     return len(s)
 
 
@@ -241,7 +286,7 @@ def materialise_rdf(
     t1 = time.perf_counter()
     engine, terms = reason_triples(s, p, o, rules)
     t2 = time.perf_counter()
-    out = write_ntriples(out_path, *closure_columns(engine, terms))
+    out = write_closure(out_path, engine, terms)
     t3 = time.perf_counter()
     return RdfSummary(len(s), out, len(rules), t1 - t0, t2 - t1, t3 - t2)
 

@@ -11,7 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reasoning.datalog import Aggregate, RuleSyntaxError, parse_rules
-from reasoning.engine import Engine, EngineError, Relation
+from reasoning.engine import (
+    Engine,
+    EngineError,
+    Relation,
+    first_positions,
+    first_unique,
+    sorted_order,
+    unique_first_inverse,
+    unique_keys,
+)
 
 
 def _pairs(engine: Engine, pred: str) -> set[tuple[object, ...]]:
@@ -238,3 +247,144 @@ def test_relation_indexes_agree_with_a_scan_after_appends_removals_and_retiremen
     assert found.tolist() == [expected_rows.get(k, -1) for k in rel.keys(probe).tolist()]
     values = probe[0][::20]
     assert rel.lookup(0, values).tolist() == np.flatnonzero(np.isin(rel.cols[0], values)).tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]),
+    st.integers(0, 3000),
+    st.integers(0, 62),
+    st.integers(0, 2**32),
+)
+def test_sorted_order_is_a_stable_argsort_for_every_int_dtype_and_range(
+    dtype: str, n: int, bits: int, seed: int
+) -> None:
+    # Narrow ranges take the packed sort, ranges too wide for key and position the argsort.
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(seed)
+    lo = max(int(info.min), -(2 ** min(bits, 62)))
+    hi = min(int(info.max), lo + 2 ** min(bits, 62))
+    keys = rng.integers(lo, hi, n, endpoint=True, dtype=dtype)
+    keys[: n // 3] = keys[n // 3 : 2 * (n // 3)]  # duplicates for the tie order
+    ordered, order = sorted_order(keys)
+    expected = sorted(range(n), key=lambda i: (int(keys[i]), i))
+    assert order.tolist() == expected
+    assert ordered.dtype == keys.dtype
+    assert ordered.tolist() == [keys[i] for i in expected]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 2), st.integers(1, 4000), st.booleans(), st.integers(0, 2**32))
+def test_relation_dedupes_rows_to_their_first_occurrence(
+    arity: int, n: int, wide: bool, seed: int
+) -> None:
+    # ids from a narrow range (compact codes) or up to 2**31 (codes as wide as the keys)
+    rng = np.random.default_rng(seed)
+    top = 2**31 - 1 if wide else 50
+    cols = [rng.integers(0, top, n) for _ in range(arity)]
+    if n > 4:
+        for c in cols:
+            c[: n // 4] = c[n // 2 : n // 2 + n // 4]
+    rel = Relation("r", arity, 0)
+    cols = rel.coerce(cols)
+    rows = list(zip(*(c.tolist() for c in cols), strict=True))
+    firsts: dict[tuple[int, ...], int] = {}
+    for i, row in enumerate(rows):
+        firsts.setdefault(row, i)
+    codes = rel.sort_codes(cols)
+    assert codes is not None
+    first = first_positions(codes)
+    assert [rows[i] for i in first.tolist()] == sorted(firsts)
+    assert first.tolist() == [firsts[row] for row in sorted(firsts)]
+    uniq, first_by_key = unique_keys(rel.keys(cols))
+    assert first_by_key.tolist() == first.tolist()
+    assert uniq.tolist() == rel.keys([c[first] for c in cols]).tolist()
+    assert rows == list(zip(*(c.tolist() for c in cols), strict=True))  # columns untouched
+
+
+def test_float_rows_dedupe_without_codes() -> None:
+    rel = Relation("v", 2, 0)
+    cols = rel.coerce([np.array([3, 1, 3, 1]), np.array([0.5, 2.0, 0.5, 2.5])])
+    assert rel.sort_codes(cols) is None
+    _, first = unique_keys(rel.keys(cols))
+    assert sorted(first.tolist()) == [0, 1, 3]
+
+
+def test_rows_added_to_an_empty_relation_are_found_by_key() -> None:
+    engine = Engine([])
+    first = engine.add_facts("e", [5, 1, 5, 9, 1], [2, 7, 2, 0, 7])
+    second = engine.add_facts("e", [9, 4, 1], [0, 4, 7])
+    assert first[0] == first[2] and first[1] == first[4]
+    assert len(set(first.tolist())) == 3
+    assert second[0] == first[3] and second[2] == first[1]
+    assert second[1] not in first
+    assert _pairs(engine, "e") == {(5, 2), (1, 7), (9, 0), (4, 4)}
+    rel = engine.relations["e"]
+    assert rel.find([np.array([4, 5, 2]), np.array([4, 2, 5])]).tolist()[2] == -1
+    assert (rel.find(rel.cols) == np.arange(4)).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 3000), st.sampled_from([4, 40, 2**40, 2**62]), st.integers(0, 2**32))
+def test_unique_helpers_agree_with_numpy_unique_on_narrow_and_wide_keys(
+    n: int, top: int, seed: int
+) -> None:
+    # keys of a wide range cannot be packed with their position: the argsort path
+    keys = np.random.default_rng(seed).integers(-top, top, n)
+    uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    got_uniq, got_first = unique_keys(keys)
+    assert got_uniq.tolist() == uniq.tolist() and got_first.tolist() == first.tolist()
+    got = unique_first_inverse(keys)
+    assert got[0].tolist() == uniq.tolist()
+    assert got[1].tolist() == first.tolist()
+    assert got[2].tolist() == inverse.ravel().tolist()
+    assert first_unique(keys).tolist() == sorted(first.tolist())
+
+
+def test_rules_undoing_one_another_are_the_inverse_and_symmetric_ones() -> None:
+    rules = parse_rules(
+        """
+        by(Y, X) :- ctl(X, Y).
+        ctl(X, Y) :- by(Y, X).
+        sp(Y, X) :- sp(X, Y).
+        same(X, Y) :- ctl(X, Y).
+        ctl(X, Y) :- same(Y, X).
+        r3(Z, X, Y) :- r3(X, Y, Z).
+        w(X, Y) :- ctl(X, Y), X != Y.
+        """
+    )
+    # `same` copies ctl and the way back swaps it: no undoing; a 3-cycle is not its own
+    # inverse; a rule with a comparison is not a reordering
+    assert Engine(rules).undoes == {0: frozenset({1}), 1: frozenset({0}), 2: frozenset({2})}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 10), st.integers(0, 10)), max_size=30),
+    st.lists(st.tuples(st.integers(0, 10), st.integers(0, 10)), max_size=10),
+    st.lists(st.tuples(st.integers(0, 10), st.integers(0, 10)), max_size=10),
+)
+def test_inverse_of_a_transitive_property_and_a_symmetric_one_match_networkx(
+    edges: list[tuple[int, int]], back: list[tuple[int, int]], links: list[tuple[int, int]]
+) -> None:
+    # explicit `by` facts reach ctl only through the inverse rule
+    engine = _run(
+        """
+        ctl(X, Y) :- e(X, Y).
+        ctl(X, Z) :- ctl(X, Y), ctl(Y, Z).
+        by(Y, X) :- ctl(X, Y).
+        ctl(X, Y) :- by(Y, X).
+        sp(X, Y) :- s(X, Y).
+        sp(Y, X) :- sp(X, Y).
+        """,
+        e=_cols(edges, 2),
+        by=_cols(back, 2),
+        s=_cols(links, 2),
+    )
+    graph = nx.DiGraph(edges + [(b, a) for a, b in back])
+    closure = {(a, b) for a in graph for b in nx.descendants(graph, a)} | {
+        (a, a) for a in graph if _on_cycle(graph, a)
+    }
+    assert _pairs(engine, "ctl") == closure
+    assert _pairs(engine, "by") == {(b, a) for a, b in closure}
+    assert _pairs(engine, "sp") == set(links) | {(b, a) for a, b in links}

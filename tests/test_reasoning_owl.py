@@ -8,9 +8,10 @@ import owlrl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rdflib import OWL, RDF, RDFS, BNode, Graph, URIRef
+from rdflib import OWL, RDF, RDFS, BNode, Graph, Literal, URIRef
 from rdflib.collection import Collection
 
+from reasoning import rdf
 from reasoning.engine import Engine
 from reasoning.owl import compile_owl, load_ontology
 from reasoning.rdf import materialise_rdf
@@ -230,3 +231,43 @@ def test_materialise_rdf_reads_ntriples_literals_with_spaces(tmp_path: Path, nam
     g = Graph().parse(out, format="nt")
     assert (URIRef("urn:t#a"), RDF.type, URIRef("urn:t#C")) in g
     assert len(g) == 3
+
+
+def test_materialise_rdf_writes_every_chunk_and_drops_literal_subjects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # lines are written two at a time: every relation spans several chunks
+    monkeypatch.setattr(rdf, "_WRITE_CHUNK", 2)
+    src = tmp_path / "in.ttl"
+    src.write_text(
+        """
+        @prefix : <urn:t#> . @prefix owl: <http://www.w3.org/2002/07/owl#> .
+        @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+        :knows a owl:SymmetricProperty ; rdfs:domain :Agent .
+        :near a owl:TransitiveProperty .
+        :a :knows :b . :b :knows :c . :c :knows "lit" . :d :knows :a .
+        :a :near :b . :b :near :c . :c :near :d . :d :near :e .
+        """,
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.nt"
+    summary = materialise_rdf(src, out)
+    ours = Graph().parse(out, format="nt")
+    expected = Graph().parse(src, format="turtle")
+    owlrl.DeductiveClosure(owlrl.OWLRL_Semantics).expand(expected)
+    t = "urn:t#"
+    keep = {URIRef(t + "knows"), URIRef(t + "near")}
+
+    def data(g: Graph) -> set[tuple]:
+        return {
+            (s, p, o)
+            for s, p, o in g
+            if not isinstance(s, Literal)
+            and (p in keep or (p == RDF.type and o == URIRef(t + "Agent")))
+        }
+
+    assert data(ours) == data(expected)
+    # knows both ways but from the literal, near's closure of a path of 5, four Agents
+    assert len(data(ours)) == 7 + 10 + 4
+    assert not any(isinstance(s, Literal) for s in ours.subjects())
+    assert summary.triples_out == len(out.read_text(encoding="utf-8").splitlines())
