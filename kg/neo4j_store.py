@@ -540,7 +540,7 @@ class Neo4jStore:
         with self.transaction():
             for number, (start, batch) in enumerate(_prefetched(rows, size, prepare), start=1):
                 try:
-                    write(batch)
+                    _write_then_release(write, batch)
                 except StoreError as error:
                     where = _batch_origin(rows, start, size)
                     raise StoreError(f"{what}, batch {number} ({where}): {error}") from error
@@ -617,7 +617,7 @@ class Neo4jStore:
             ) as pool:
                 batches = _prefetched(rows, size, prepare)
                 for number, (start, batch) in enumerate(batches, start=1):
-                    pending.append((number, start, pool.submit(write, batch)))
+                    pending.append((number, start, pool.submit(_write_then_release, write, batch)))
                     if len(pending) > PARALLEL_WRITERS:
                         settle(*pending.popleft())
                 while pending:
@@ -1281,6 +1281,20 @@ def _batch_origin(rows: pa.Table, start: int, size: int) -> str:
         if source is not None:
             where += f", from {source} line {line}"
     return where
+
+
+def _write_then_release(
+    write: Callable[[list[dict[str, Any]]], None], batch: list[dict[str, Any]]
+) -> None:
+    """`write(batch)`, then the batch emptied. The driver's result keeps the parameters it
+    sent (in its summary metadata) inside reference cycles that only a full collection frees,
+    and with a large heap those come seldom: written batches piled up at 0.5-0.7 KiB a fact,
+    12 GiB after 7.7M inferred facts at 1M customers. Emptied, a written batch is freed at
+    once, whenever the driver's objects go."""
+    try:
+        write(batch)
+    finally:
+        batch.clear()
 
 
 def _prefetched(
