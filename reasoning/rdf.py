@@ -202,26 +202,6 @@ def closure_parts(engine: Engine, terms: StrArray) -> list[ClosurePart]:
     return parts
 
 
-def closure_columns(engine: Engine, terms: StrArray) -> tuple[StrArray, StrArray, StrArray]:
-    """Every fact of the engine as (s, p, o) N3 columns (literal subjects dropped)."""
-    s_cols: list[StrArray] = []
-    p_cols: list[StrArray] = []
-    o_cols: list[StrArray] = []
-    for part in closure_parts(engine, terms):
-        n = len(part.subjects)
-        s_cols.append(terms.take(pa.array(part.subjects)))
-        p_cols.append(pa.array([part.predicate] * n, pa.string()))
-        objects = part.objects
-        o_cols.append(
-            pa.array([objects] * n, pa.string())
-            if isinstance(objects, str)
-            else terms.take(pa.array(objects))
-        )
-    return tuple(  # type: ignore[return-value]
-        pa.concat_arrays(c) if c else pa.array([], pa.string()) for c in (s_cols, p_cols, o_cols)
-    )
-
-
 def write_closure(path: str | Path, engine: Engine, terms: StrArray) -> int:
     """Write every fact of the engine as N-Triples; returns the number written.
 
