@@ -14,7 +14,7 @@ from rdflib.collection import Collection
 from reasoning import rdf
 from reasoning.engine import Engine
 from reasoning.owl import compile_owl, load_ontology
-from reasoning.rdf import materialise_rdf
+from reasoning.rdf import RdfSummary, materialise_rdf
 
 NS = "urn:t#"
 PROPS = [URIRef(f"{NS}p{i}") for i in range(4)]
@@ -190,6 +190,15 @@ def test_riskgraph_ontology_compiles_without_unsupported_axioms() -> None:
     assert "owl:propertyChainAxiom(sameControllerAs=controlledBy∘controls)" in ids
 
 
+def _closure_and_owlrl(src: Path, out: Path) -> tuple[RdfSummary, Graph, Graph]:
+    """Our closure of a Turtle file (written to `out`) and owlrl's closure of the same."""
+    summary = materialise_rdf(src, out)
+    ours = Graph().parse(out, format="nt")
+    expected = Graph().parse(src, format="turtle")
+    owlrl.DeductiveClosure(owlrl.OWLRL_Semantics).expand(expected)
+    return summary, ours, expected
+
+
 def test_materialise_rdf_writes_the_owlrl_closure_of_a_turtle_file(tmp_path: Path) -> None:
     src = tmp_path / "in.ttl"
     src.write_text(
@@ -203,11 +212,7 @@ def test_materialise_rdf_writes_the_owlrl_closure_of_a_turtle_file(tmp_path: Pat
         """,
         encoding="utf-8",
     )
-    out = tmp_path / "out.nt"
-    summary = materialise_rdf(src, out)
-    ours = Graph().parse(out, format="nt")
-    expected = Graph().parse(src, format="turtle")
-    owlrl.DeductiveClosure(owlrl.OWLRL_Semantics).expand(expected)
+    summary, ours, expected = _closure_and_owlrl(src, tmp_path / "out.nt")
     names = {"directlyControls", "controls", "controlledBy", "sameControllerAs"}
 
     def data(g: Graph) -> set[tuple]:
@@ -250,11 +255,7 @@ def test_materialise_rdf_writes_every_chunk_and_drops_literal_subjects(
         """,
         encoding="utf-8",
     )
-    out = tmp_path / "out.nt"
-    summary = materialise_rdf(src, out)
-    ours = Graph().parse(out, format="nt")
-    expected = Graph().parse(src, format="turtle")
-    owlrl.DeductiveClosure(owlrl.OWLRL_Semantics).expand(expected)
+    summary, ours, expected = _closure_and_owlrl(src, tmp_path / "out.nt")
     t = "urn:t#"
     keep = {URIRef(t + "knows"), URIRef(t + "near")}
 
@@ -270,4 +271,6 @@ def test_materialise_rdf_writes_every_chunk_and_drops_literal_subjects(
     # knows both ways but from the literal, near's closure of a path of 5, four Agents
     assert len(data(ours)) == 7 + 10 + 4
     assert not any(isinstance(s, Literal) for s in ours.subjects())
-    assert summary.triples_out == len(out.read_text(encoding="utf-8").splitlines())
+    assert summary.triples_out == len(
+        (tmp_path / "out.nt").read_text(encoding="utf-8").splitlines()
+    )
