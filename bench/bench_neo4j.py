@@ -35,7 +35,7 @@ from kg.neo4j_store import Neo4jStore
 from kg.sqlite_store import SQLiteStore
 from kg.store import GraphStore
 from reasoning.materialise import materialise
-from risk.index import build_risk_index
+from risk.index import RiskIndex, build_risk_index
 from risk.limits import load_bank_parameters
 from risk.origination import check_origination
 
@@ -126,6 +126,7 @@ def run_store(
 ) -> tuple[str, list[str]]:
     """Ingest, reason and time the check on one store; returns its summary row."""
     params = load_bank_parameters(bank / "bank.toml")
+    indexes: list[RiskIndex] = []
     with memory.watching():
         started = time.perf_counter()
         report = ingest_directory(store, bank)
@@ -140,7 +141,13 @@ def run_store(
         f"{name}: reasoning {reason_s:.1f} s, {inferred:,} inferred facts "
         f"({inferred / reason_s:,.0f} facts/s end to end); peak RSS {memory.describe()}"
     )
-    index = build_risk_index(store, params, save=False)
+    with memory.watching():
+        index_s = timed(lambda: indexes.append(build_risk_index(store, params, save=False)))
+    index = indexes[0]
+    print(
+        f"{name}: risk index {index_s:.1f} s ({len(index.groups):,} groups, "
+        f"{len(index.labels):,} parties); peak RSS {memory.describe()}"
+    )
     if not borrowers:
         rng = random.Random(7)
         borrowers = rng.sample(sorted(index.balance), min(checks, len(index.balance)))

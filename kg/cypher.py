@@ -71,11 +71,12 @@ SCHEMA_STATEMENTS = (
 # Indexes that a bulk load into an empty store drops and builds once at the end (building an
 # index from a full store is far cheaper than maintaining it through millions of inserts):
 # (name, statement); statements take the name as `$name`.
+INFERRED_PREDICATE_INDEX = "inferred_predicate"
 DEFERRABLE_SCHEMA = (
     # CONTAINS and STARTS WITH on names are served by a text index.
     ("node_name", "CREATE TEXT INDEX $name IF NOT EXISTS FOR (n:Node) ON (n.name)"),
     (
-        "inferred_predicate",
+        INFERRED_PREDICATE_INDEX,
         "CREATE INDEX $name IF NOT EXISTS FOR ()-[r:INFERRED]-() ON (r.predicate)",
     ),
 )
@@ -188,6 +189,10 @@ RESOLVE = (
     "RETURN coalesce(n.id, m.id) AS id"
 )
 ALIASES_OF = "MATCH (a:Alias)-[:ALIAS_OF]->(:Node {id: $id}) RETURN a.alias AS alias ORDER BY alias"
+ALIASES_OF_MANY = (
+    "UNWIND $ids AS id MATCH (a:Alias)-[:ALIAS_OF]->(:Node {id: id}) "
+    "RETURN id, a.alias AS alias ORDER BY id, alias"
+)
 
 # --- point reads ----------------------------------------------------------------------------
 NODE_BY_ID = (
@@ -229,15 +234,17 @@ COUNT_EDGES = "MATCH ()-[r:__REL_TYPE__]->() RETURN count(r) AS count"
 COUNT_TXNS = "MATCH (s:TxnSegment) RETURN coalesce(sum(s.rows), 0) AS count"
 
 # --- streaming pages: keyset pagination on the nid index, so each page costs one page -------
+# Pages come back as one record whose `rows` list holds each row as a list (one Bolt message a
+# page, not one a row; a list keeps nulls, which `collect` of a bare value would drop).
 NODE_PAGE = (
     "MATCH (n:Node) USING INDEX n:Node(nid) WHERE n.nid > $after "
-    "RETURN n.nid AS nid, n.id AS id, labels(n) AS labels, properties(n) AS props "
-    "ORDER BY nid LIMIT $limit"
+    "WITH n ORDER BY n.nid LIMIT $limit "
+    "RETURN collect([n.nid, n.id, labels(n), properties(n)]) AS rows"
 )
 NODE_PAGE_LABEL = (
     "MATCH (n:Node) USING INDEX n:Node(nid) WHERE n.nid > $after AND n:__LABEL__ "
-    "RETURN n.nid AS nid, n.id AS id, labels(n) AS labels, properties(n) AS props "
-    "ORDER BY nid LIMIT $limit"
+    "WITH n ORDER BY n.nid LIMIT $limit "
+    "RETURN collect([n.nid, n.id, labels(n), properties(n)]) AS rows"
 )
 # Pages follow (src nid, dst nid, key); a page resumes after the last row of the previous one.
 EDGE_PAGE = (
@@ -245,8 +252,9 @@ EDGE_PAGE = (
     "MATCH (a)-[r:__REL_TYPE__]->(b:Node) "
     "WITH a, r, b WHERE a.nid > $after_src OR b.nid > $after_dst "
     "OR (b.nid = $after_dst AND r.key > $after_key) "
-    "RETURN a.nid AS src, b.nid AS dst, r.key AS key, properties(r) AS props "
-    "ORDER BY src, dst, key LIMIT $limit"
+    "WITH a.nid AS src, b.nid AS dst, r.key AS key, properties(r) AS props "
+    "ORDER BY src, dst, key LIMIT $limit "
+    "RETURN collect([src, dst, key, props]) AS rows"
 )
 INFERRED_PAGE = (
     "MATCH (a:Node) USING INDEX a:Node(nid) WHERE a.nid >= $after_src "
@@ -254,8 +262,19 @@ INFERRED_PAGE = (
     "WHERE $predicate IS NULL OR r.predicate = $predicate "
     "WITH a, r, b WHERE a.nid > $after_src OR b.nid > $after_dst "
     "OR (b.nid = $after_dst AND r.predicate > $after_predicate) "
-    "RETURN r.predicate AS predicate, a.nid AS src, b.nid AS dst, r.rule AS rule, "
-    "r.value AS value ORDER BY src, dst, predicate LIMIT $limit"
+    "WITH r.predicate AS predicate, a.nid AS src, b.nid AS dst, r.rule AS rule, "
+    "r.value AS value ORDER BY src, dst, predicate LIMIT $limit "
+    "RETURN collect([predicate, src, dst, rule, value]) AS rows"
+)
+# The facts of one predicate, found through its index (the planner would start from the nid
+# range and read every inferred fact); pages follow (src nid, dst nid).
+INFERRED_PAGE_PREDICATE = (
+    "MATCH (a:Node)-[r:INFERRED]->(b:Node) USING INDEX r:INFERRED(predicate) "
+    "WHERE r.predicate = $predicate "
+    "WITH a, r, b WHERE a.nid > $after_src OR (a.nid = $after_src AND b.nid > $after_dst) "
+    "WITH r.predicate AS predicate, a.nid AS src, b.nid AS dst, r.rule AS rule, "
+    "r.value AS value ORDER BY src, dst LIMIT $limit "
+    "RETURN collect([predicate, src, dst, rule, value]) AS rows"
 )
 
 # --- transactions ---------------------------------------------------------------------------

@@ -424,6 +424,13 @@ class Neo4jStore:
             self._execute(cypher.DROP_INDEX, {"name": name})
             batched.dropped.append((name, statement))
 
+    def _index_online(self, name: str) -> bool:
+        """Whether a deferrable index can be named in a hint now: not dropped by the thread's
+        bulk job (the schema is built and awaited before any query)."""
+        job = self._job()
+        batched = job.batched if job is not None else None
+        return batched is None or all(dropped != name for dropped, _ in batched.dropped)
+
     def _build_dropped(self, batched: _Batched) -> None:
         for name, statement in batched.dropped:
             self._execute(statement, {"name": name})
@@ -936,6 +943,20 @@ class Neo4jStore:
         records = self._run(cypher.ALIASES_OF, {"id": canonical}, "read aliases")
         return [str(r["alias"]) for r in records]
 
+    def _page(self, query: str, params: dict[str, Any], what: str) -> list[list[Any]]:
+        """The rows of a page query that returns them collected in one record (`rows`)."""
+        record = self._one(query, params, what)
+        return list(record["rows"]) if record is not None else []
+
+    def aliases_of_many(self, entity_ids: Sequence[str]) -> dict[str, list[str]]:
+        unique = list(dict.fromkeys(entity_ids))
+        found: dict[str, list[str]] = {}
+        for start in range(0, len(unique), self.write_batch_rows):
+            chunk = unique[start : start + self.write_batch_rows]
+            for r in self._run(cypher.ALIASES_OF_MANY, {"ids": chunk}, "read aliases"):
+                found.setdefault(str(r["id"]), []).append(str(r["alias"]))
+        return found
+
     def find_nodes(self, label: Label, prop: str, values: Sequence[str]) -> dict[str, str]:
         query = cypher.render(cypher.FIND_NODES, label=Label(label), prop=prop)
         unique = list(dict.fromkeys(values))
@@ -1016,20 +1037,20 @@ class Neo4jStore:
             fields += [(p, ARROW_TYPES[k]) for p, k in kinds.items()]
         after = 0
         while True:
-            records = self._run(query, {"after": after, "limit": batch_size}, "stream nodes")
-            if not records:
+            rows = self._page(query, {"after": after, "limit": batch_size}, "stream nodes")
+            if not rows:
                 return
             columns: dict[str, list[Any]] = {
-                "nid": [r["nid"] for r in records],
-                "id": [r["id"] for r in records],
-                "label": [_label_of(r["labels"]).value for r in records],
+                "nid": [r[0] for r in rows],
+                "id": [r[1] for r in rows],
+                "label": [_label_of(r[2]).value for r in rows],
             }
             for prop in kinds:
-                columns[prop] = [r["props"].get(prop) for r in records]
+                columns[prop] = [r[3].get(prop) for r in rows]
             yield _typed_table(columns, fields)
-            if len(records) < batch_size:
+            if len(rows) < batch_size:
                 return
-            after = int(records[-1]["nid"])
+            after = int(rows[-1][0])
 
     def edge_batches(self, rel_type: RelType, batch_size: int = 500_000) -> Iterator[pa.Table]:
         rel_type = RelType(rel_type)
@@ -1039,21 +1060,19 @@ class Neo4jStore:
         query = cypher.render(cypher.EDGE_PAGE, rel_type=rel_type)
         after: dict[str, Any] = {"after_src": 0, "after_dst": 0, "after_key": ""}
         while True:
-            records = self._run(
-                query, {**after, "limit": batch_size}, f"stream {rel_type.value} edges"
-            )
-            if not records:
+            rows = self._page(query, {**after, "limit": batch_size}, f"stream {rel_type} edges")
+            if not rows:
                 return
             columns: dict[str, list[Any]] = {
-                name: [r[name] for r in records] for name in ("src", "dst", "key")
+                name: [r[i] for r in rows] for i, name in enumerate(("src", "dst", "key"))
             }
             for prop in kinds:
-                columns[prop] = [r["props"].get(prop) for r in records]
+                columns[prop] = [r[3].get(prop) for r in rows]
             yield _typed_table(columns, fields)
-            if len(records) < batch_size:
+            if len(rows) < batch_size:
                 return
-            last = records[-1]
-            after = {"after_src": last["src"], "after_dst": last["dst"], "after_key": last["key"]}
+            src, dst, key, _ = rows[-1]
+            after = {"after_src": src, "after_dst": dst, "after_key": key}
 
     def transaction_batches(self, batch_size: int = 500_000) -> Iterator[pa.Table]:
         """Stored transactions, one table per stored segment in the order they were stored
@@ -1158,22 +1177,27 @@ class Neo4jStore:
             ("value", pa.float64()),
         ]
         after: dict[str, Any] = {"after_src": 0, "after_dst": 0, "after_predicate": ""}
+        query = cypher.INFERRED_PAGE
+        if predicate is not None and self._index_online(cypher.INFERRED_PREDICATE_INDEX):
+            query = cypher.INFERRED_PAGE_PREDICATE
         while True:
-            records = self._run(
-                cypher.INFERRED_PAGE,
+            rows = self._page(
+                query,
                 {**after, "predicate": predicate, "limit": batch_size},
                 "stream inferred facts",
             )
-            if not records:
+            if not rows:
                 return
-            yield _typed_table({name: [r[name] for r in records] for name, _ in fields}, fields)
-            if len(records) < batch_size:
+            yield _typed_table(
+                {name: [r[i] for r in rows] for i, (name, _) in enumerate(fields)}, fields
+            )
+            if len(rows) < batch_size:
                 return
-            last = records[-1]
+            last_predicate, last_src, last_dst, _, _ = rows[-1]
             after = {
-                "after_src": last["src"],
-                "after_dst": last["dst"],
-                "after_predicate": last["predicate"],
+                "after_src": last_src,
+                "after_dst": last_dst,
+                "after_predicate": last_predicate,
             }
 
     def get_inferred(

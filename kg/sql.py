@@ -324,6 +324,15 @@ ALIASES_OF = (
 )
 
 
+def aliases_of_many(count: int) -> str:
+    """(id, alias) of the aliases of `count` canonical ids bound as parameters."""
+    marks = ", ".join("?" * count)
+    return (
+        "SELECT n.id, a.alias FROM nodes n JOIN aliases a ON a.nid = n.nid "
+        f"WHERE n.id IN ({marks}) ORDER BY n.id, a.alias"
+    )
+
+
 def node_props_by_nid(label: Label) -> str:
     props = [*_node_props(label), "extra"]
     return f"SELECT {', '.join(props)} FROM {node_table(label)} WHERE nid = ?"

@@ -142,6 +142,11 @@ class GraphStore(Protocol):
 
     def aliases_of(self, entity_id: str) -> list[str]: ...
 
+    def aliases_of_many(self, entity_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The aliases of many canonical ids in a few round trips: each id that has any,
+        with its aliases sorted (ids without aliases, and aliases given as ids, are left out)."""
+        ...
+
     def find_nodes(self, label: Label, prop: str, values: Sequence[str]) -> dict[str, str]:
         """Map each given property value to the id of a node that has it (entity resolution)."""
         ...

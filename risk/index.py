@@ -330,7 +330,7 @@ def build_risk_index(
         related = {p.id: p.reasons for p in related_parties(store, bank)}
 
     insider_map = _insiders(store, nids, id_arr)
-    aliases = {m: found for m in group_of if (found := store.aliases_of(m))}
+    aliases = store.aliases_of_many(list(group_of))
 
     # names and labels of every party: origination checks of any client answer from here
     index = RiskIndex(

@@ -180,6 +180,16 @@ def test_aliases_resolve_to_the_canonical_entity(store: GraphStore) -> None:
     assert store.aliases_of("p1") == ["p1-dup"]
 
 
+def test_aliases_of_many_ids_in_one_call(store: GraphStore) -> None:
+    _persons(store)
+    store.add_aliases(pa.table({"alias": ["p1-b", "p1-a", "p3-x"], "id": ["p1", "p1", "p3"]}))
+    wanted = ["p1", "p2", "p3", "p1-b", "nobody", "p1"]
+    assert store.aliases_of_many(wanted) == {"p1": ["p1-a", "p1-b"], "p3": ["p3-x"]}
+    # many ids (more than one statement's worth): the same answer
+    many = [f"x{i}" for i in range(1_200)] + ["p3", "p1"]
+    assert store.aliases_of_many(many) == {"p1": ["p1-a", "p1-b"], "p3": ["p3-x"]}
+
+
 def test_find_nodes_by_identifier(store: GraphStore) -> None:
     _persons(store)
     found = store.find_nodes(Label.PERSON, "id_number", ["11010519491231002X", "000"])
