@@ -252,6 +252,9 @@ class _Batched:
     after_seq: int = 0
     # Indexes dropped for the load, built again when it ends: (name, statement).
     dropped: list[tuple[str, str]] = field(default_factory=list)
+    # Predicates of the inferred facts this job has created: a later write of one of them
+    # may repeat a fact, so it merges.
+    created_predicates: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -1106,7 +1109,7 @@ class Neo4jStore:
         job = self._job()
         if job is not None and job.batched is not None and self._commits_alone("inferred"):
             # The store had no inferred facts when the job began, so a fact is new unless
-            # this job wrote it before: CREATE, from several sessions at once.
+            # this job wrote its predicate before: CREATE, from several sessions at once.
             def create(batch: list[dict[str, Any]]) -> None:
                 self._run(
                     cypher.INFERRED_CREATE,
@@ -1115,10 +1118,17 @@ class Neo4jStore:
                     write="inferred",
                 )
 
+            created = job.batched.created_predicates
+            predicates = rows.column("predicate")
+            again = pc.is_in(predicates, pa.array(sorted(created), pa.string()))
+            fresh = rows.filter(pc.invert(again))
+            rows = rows.filter(again)
+            created.update(pc.unique(fresh.column("predicate")).to_pylist())
             self._write_in_parallel(
-                "inferred facts", _last_per_fact(rows), self._inferred_rows, create
+                "inferred facts", _last_per_fact(fresh), self._inferred_rows, create
             )
-            return
+            if rows.num_rows == 0:
+                return
 
         def write(batch: list[dict[str, Any]]) -> None:
             self._run(

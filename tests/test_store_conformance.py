@@ -307,6 +307,25 @@ def test_inferred_facts_replace_add_and_retract(store: GraphStore) -> None:
     assert store.count_inferred() == 0
 
 
+def test_a_fact_written_twice_in_one_job_is_stored_once(store: GraphStore) -> None:
+    _persons(store)
+    with store.transaction():  # the store's first inferred facts, in two writes of one job
+        store.apply_inferred_delta(
+            added=_inferred(
+                [("controls", "p1", "c1", "majority"), ("sharesPhone", "p1", "p2", "a")]
+            ),
+            removed=_inferred([]),
+        )
+        store.apply_inferred_delta(
+            added=_inferred(
+                [("controls", "p1", "c1", "transitive"), ("controls", "p2", "c1", "b")]
+            ),
+            removed=_inferred([]),
+        )
+    assert store.count_inferred() == 3
+    assert [(f.dst, f.rule) for f in store.get_inferred("p1", "controls")] == [("c1", "transitive")]
+
+
 def test_documents_round_trip(store: GraphStore) -> None:
     store.put_document("runs", "r1", {"rings": 3, "name": "夜间"})
     store.put_document("runs", "r2", {"rings": 4})
