@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -252,9 +253,9 @@ class _Batched:
     after_seq: int = 0
     # Indexes dropped for the load, built again when it ends: (name, statement).
     dropped: list[tuple[str, str]] = field(default_factory=list)
-    # Predicates of the inferred facts this job has created: a later write of one of them
-    # may repeat a fact, so it merges.
-    created_predicates: set[str] = field(default_factory=set)
+    # Inferred facts this job has created, as sorted fingerprints per predicate: a later
+    # write of one of them merges instead (a fingerprint clash only costs a MERGE).
+    created: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -1109,7 +1110,7 @@ class Neo4jStore:
         job = self._job()
         if job is not None and job.batched is not None and self._commits_alone("inferred"):
             # The store had no inferred facts when the job began, so a fact is new unless
-            # this job wrote its predicate before: CREATE, from several sessions at once.
+            # this job wrote it before: CREATE, from several sessions at once.
             def create(batch: list[dict[str, Any]]) -> None:
                 self._run(
                     cypher.INFERRED_CREATE,
@@ -1118,15 +1119,12 @@ class Neo4jStore:
                     write="inferred",
                 )
 
-            created = job.batched.created_predicates
-            predicates = rows.column("predicate")
-            again = pc.is_in(predicates, pa.array(sorted(created), pa.string()))
-            fresh = rows.filter(pc.invert(again))
-            rows = rows.filter(again)
-            created.update(pc.unique(fresh.column("predicate")).to_pylist())
+            rows = _last_per_fact(rows)
+            again = _written_before(job.batched.created, rows)
             self._write_in_parallel(
-                "inferred facts", _last_per_fact(fresh), self._inferred_rows, create
+                "inferred facts", rows.filter(pa.array(~again)), self._inferred_rows, create
             )
+            rows = rows.filter(pa.array(again))
             if rows.num_rows == 0:
                 return
 
@@ -1290,6 +1288,32 @@ def _distinct_edges(rows: pa.Table) -> bool:
     keys = [c for c in ("src", "dst", "key") if c in rows.column_names]
     groups = rows.select(keys).group_by(keys, use_threads=False).aggregate([])
     return bool(groups.num_rows == rows.num_rows)
+
+
+def _written_before(
+    created: dict[str, npt.NDArray[np.int64]], rows: pa.Table
+) -> npt.NDArray[np.bool_]:
+    """Which rows (one per fact) may repeat a fact in `created`; records the others there.
+
+    A fact's fingerprint is the hash of its (src, dst) within its predicate: exact for what
+    is not there, and a clash marks a new fact as written before, which only merges it.
+    """
+    again = np.zeros(rows.num_rows, bool)
+    if rows.num_rows == 0:
+        return again
+    predicates = rows.column("predicate").combine_chunks().dictionary_encode()
+    codes = predicates.indices.to_numpy()
+    keys = zip(rows.column("src").to_pylist(), rows.column("dst").to_pylist(), strict=True)
+    prints = np.fromiter((hash(key) for key in keys), np.int64, rows.num_rows)
+    for code, predicate in enumerate(predicates.dictionary.to_pylist()):
+        at = np.flatnonzero(codes == code)
+        mine = prints[at]
+        seen = created.get(predicate, np.empty(0, np.int64))
+        if seen.size:
+            pos = np.minimum(np.searchsorted(seen, mine), seen.size - 1)
+            again[at] = seen[pos] == mine
+        created[predicate] = np.sort(np.concatenate([seen, mine[~again[at]]]), kind="stable")
+    return again
 
 
 def _last_per_fact(rows: pa.Table) -> pa.Table:
