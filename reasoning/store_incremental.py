@@ -8,7 +8,8 @@ shares and UBO facts are recomputed for the persons a change can reach (those ho
 changed holder, directly or through companies, and those whose control changed), and only
 the ones that changed are written. A process that keeps the reasoner open (the API, the
 nightly job between batches) pays the load once; opening also builds the indexes updates
-join through.
+join through. An update that fails leaves the store as it was; if the fixpoint had already
+moved, the reasoner refuses further updates with an error that says to open a new one.
 
 Limits: the ends of every edge must be nodes the store held when the reasoner was opened
 (new customers need a reopen: their ids have no place among the loaded constants); the
@@ -59,6 +60,9 @@ class StoreReasoner:
         self._nid: dict[str, int] = {i: n for n, i in enumerate(ids) if i is not None}
         self._is_person = np.zeros(kg.symbol_base, bool)
         self._is_person[kg.labels.get(Label.PERSON, np.empty(0, np.int64))] = True
+        # Set when an update failed after the fixpoint moved: the store rolled back, the
+        # engine did not, so every later update would start from facts the store lacks.
+        self._diverged: str | None = None
         kg.entity_json()  # built once here rather than by the first update
 
     @classmethod
@@ -84,32 +88,54 @@ class StoreReasoner:
         """Write `inserted` edges (the `upsert_edges` layout), retract `deleted` ones (same
         layout, with the property values that made the facts, e.g. `voting_pct`), and bring
         the stored inferred facts up to date. Returns the change of the engine's facts."""
+        if self._diverged is not None:
+            raise StoreError(
+                f"an earlier update failed ({self._diverged}); the store was left as it was "
+                "but this reasoner was not: open a new one"
+            )
         inserted = inserted or {}
         deleted = deleted or {}
+        moved = False
+        try:
+            with self.store.transaction():
+                for rel_type, rows in inserted.items():
+                    self.store.upsert_edges(rel_type, rows)
+                insert_facts, sources = self._facts(inserted)
+                delete_facts, _ = self._facts(deleted)
+                moved = True
+                change = self._update(insert_facts, delete_facts, sources)
+        except BaseException as error:
+            if moved:
+                self._diverged = str(error) or type(error).__name__
+            raise
+        return change
+
+    def _update(
+        self,
+        insert_facts: dict[str, list[Array]],
+        delete_facts: dict[str, list[Array]],
+        sources: dict[str, list[SourceChunk]],
+    ) -> Change:
+        """Move the fixpoint and write what changed (inside the caller's transaction)."""
         eng = self.kg.engine
-        with self.store.transaction():
-            for rel_type, rows in inserted.items():
-                self.store.upsert_edges(rel_type, rows)
-            insert_facts, sources = self._facts(inserted)
-            delete_facts, _ = self._facts(deleted)
-            mark = eng.next_fid
-            # Facts stored as derived that an inserted edge now states: after the update they
-            # are explicit, and the inferred table must lose them.
-            stated = self._derived_among(insert_facts)
-            change = self.reasoner.update(insert=insert_facts, delete=delete_facts)
-            gone = self._register(insert_facts, sources)
-            for pred, cols in stated.items():
-                prev = gone.get(pred)
-                gone[pred] = (
-                    cols
-                    if prev is None
-                    else [np.concatenate([a, b]) for a, b in zip(prev, cols, strict=True)]
-                )
-            added, removed = self._store_delta(change, mark, gone, delete_facts)
-            own_added, own_removed = self._ownership_delta(change)
-            self.store.apply_inferred_delta(
-                pa.concat_tables([added, own_added]), pa.concat_tables([removed, own_removed])
+        mark = eng.next_fid
+        # Facts stored as derived that an inserted edge now states: after the update they
+        # are explicit, and the inferred table must lose them.
+        stated = self._derived_among(insert_facts)
+        change = self.reasoner.update(insert=insert_facts, delete=delete_facts)
+        gone = self._register(insert_facts, sources)
+        for pred, cols in stated.items():
+            prev = gone.get(pred)
+            gone[pred] = (
+                cols
+                if prev is None
+                else [np.concatenate([a, b]) for a, b in zip(prev, cols, strict=True)]
             )
+        added, removed = self._store_delta(change, mark, gone, delete_facts)
+        own_added, own_removed = self._ownership_delta(change)
+        self.store.apply_inferred_delta(
+            pa.concat_tables([added, own_added]), pa.concat_tables([removed, own_removed])
+        )
         return change
 
     # --- edges to facts -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from kg.model import Label, RelType
 from kg.sqlite_store import SQLiteStore
+from kg.store import StoreError
 from reasoning import premises
 from reasoning.materialise import materialise
 from reasoning.store_incremental import StoreReasoner
@@ -202,5 +203,42 @@ def test_summed_votes_list_their_contributors_as_a_full_run_does(tmp_path: Path)
     assert fact.value == 60.0
     assert sorted(p["rule"] for p in fact.premises) == ["commanded_own", "commanded_via"]
     assert _aggregate_premises(store) == _aggregate_premises(oracle)
+    store.close()
+    oracle.close()
+
+
+def test_a_failed_update_leaves_the_store_as_it_was_and_the_reasoner_refuses_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store(tmp_path / "live.db")
+    live = StoreReasoner.open(store, write=True)
+    first = [(RelType.HOLDS_SHARES, "p0", "c0", 60.0)]
+    live.apply_changes(inserted=_tables(first))
+    before = _inferred(store)
+    # An error before the fixpoint moves (an unknown edge end) costs nothing.
+    with pytest.raises(StoreError, match="unknown nodes"):
+        live.apply_changes(inserted=_tables([(RelType.HOLDS_SHARES, "p0", "nobody", 60.0)]))
+    later = [(RelType.HOLDS_SHARES, "c0", "c1", 60.0)]
+
+    def disk_full(added: pa.Table, removed: pa.Table) -> None:
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(store, "apply_inferred_delta", disk_full)
+    with pytest.raises(StoreError, match="disk full"):
+        live.apply_changes(inserted=_tables(later))
+    monkeypatch.undo()
+    assert _inferred(store) == before
+    assert store.count_edges(RelType.HOLDS_SHARES) == 1
+    # the engine moved before the write failed: it is out of step with the store
+    with pytest.raises(StoreError, match="open a new one"):
+        live.apply_changes(inserted=_tables(later))
+    assert _inferred(store) == before
+    StoreReasoner.open(store).apply_changes(inserted=_tables(later))
+    oracle = _store(tmp_path / "full.db")
+    for rel_type, rows in _tables(first + later).items():
+        oracle.upsert_edges(rel_type, rows)
+    materialise(oracle)
+    assert _inferred(store) == _inferred(oracle)
+    assert ("controls", "p0", "c1", None) in _inferred(store)
     store.close()
     oracle.close()
