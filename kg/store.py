@@ -44,7 +44,7 @@ from kg.model import (
     RelType,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # How each property type of the model travels in a batch (dates and timestamps as ISO text).
 ARROW_TYPES: dict[PropType, pa.DataType] = {

@@ -369,3 +369,26 @@ def test_edges_written_after_the_transactions_began_reach_the_copies(tmp_path: P
     assert 9.0 in edges.column("share_pct").to_pylist()
     assert edge_columns(store, RelType.TRANSFERRED).num_rows == 1
     copies_equal_rows(store, tmp_path / "kg.db")
+
+
+def test_the_name_index_holds_named_nodes_and_serves_prefix_search(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "kg.db")
+    rows = {"_source": ["n.csv"] * 2, "_line": [2, 3], "_job": ["j"] * 2}
+    store.upsert_nodes(
+        Label.PERSON, pa.table({"id": ["p1", "p2"], "name": ["王芳", "王强"], **rows})
+    )
+    store.upsert_nodes(Label.ACCOUNT, pa.table({"id": ["a1", "a2"], **rows}))
+    with sqlite3.connect(tmp_path / "kg.db") as conn:
+        conn.execute("ANALYZE")
+        (stat,) = conn.execute("SELECT stat FROM sqlite_stat1 WHERE idx = 'nodes_name'").fetchone()
+        entries = int(stat.split()[0])
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT nid FROM nodes WHERE name >= ?1 "
+            "AND name < ?1 || char(1114111) ORDER BY name LIMIT ?2",
+            ("王", 5),
+        ).fetchall()
+        indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    assert entries == 2  # the accounts have no name and no entry
+    assert "nodes_name" in str(plan)
+    assert not {i for i in indexes if i.endswith(("_phone", "_address_norm"))}
+    assert [n.id for n in store.search("王")] == ["p2", "p1"]  # name order: 强 < 芳
