@@ -256,6 +256,14 @@ EDGE_PAGE = (
     "ORDER BY src, dst, key LIMIT $limit "
     "RETURN collect([src, dst, key, props]) AS rows"
 )
+# All the edges of a small type in one page, from the type's scan (the planner would start
+# from the nid range and expand every node): for types with no more edges than a page holds.
+EDGE_PAGE_SCAN = (
+    "MATCH (a:Node)-[r:__REL_TYPE__]->(b:Node) USING SCAN r:__REL_TYPE__ "
+    "WITH a.nid AS src, b.nid AS dst, r.key AS key, properties(r) AS props "
+    "ORDER BY src, dst, key "
+    "RETURN collect([src, dst, key, props]) AS rows"
+)
 INFERRED_PAGE = (
     "MATCH (a:Node) USING INDEX a:Node(nid) WHERE a.nid >= $after_src "
     "MATCH (a)-[r:INFERRED]->(b:Node) "

@@ -1061,22 +1061,34 @@ class Neo4jStore:
         kinds = REL_SCHEMAS[rel_type].props
         fields = [("src", pa.int64()), ("dst", pa.int64()), ("key", pa.string())]
         fields += [(p, ARROW_TYPES[k]) for p, k in kinds.items()]
+        what = f"stream {rel_type.value} edges"
+        if self.count_edges(rel_type) <= batch_size:
+            rows = self._page(cypher.render(cypher.EDGE_PAGE_SCAN, rel_type=rel_type), {}, what)
+            if rows:
+                yield self._edge_page(rows, kinds, fields)
+            return
         query = cypher.render(cypher.EDGE_PAGE, rel_type=rel_type)
         after: dict[str, Any] = {"after_src": 0, "after_dst": 0, "after_key": ""}
         while True:
-            rows = self._page(query, {**after, "limit": batch_size}, f"stream {rel_type} edges")
+            rows = self._page(query, {**after, "limit": batch_size}, what)
             if not rows:
                 return
-            columns: dict[str, list[Any]] = {
-                name: [r[i] for r in rows] for i, name in enumerate(("src", "dst", "key"))
-            }
-            for prop in kinds:
-                columns[prop] = [r[3].get(prop) for r in rows]
-            yield _typed_table(columns, fields)
+            yield self._edge_page(rows, kinds, fields)
             if len(rows) < batch_size:
                 return
             src, dst, key, _ = rows[-1]
             after = {"after_src": src, "after_dst": dst, "after_key": key}
+
+    @staticmethod
+    def _edge_page(
+        rows: list[list[Any]], kinds: dict[str, PropType], fields: list[tuple[str, pa.DataType]]
+    ) -> pa.Table:
+        columns: dict[str, list[Any]] = {
+            name: [r[i] for r in rows] for i, name in enumerate(("src", "dst", "key"))
+        }
+        for prop in kinds:
+            columns[prop] = [r[3].get(prop) for r in rows]
+        return _typed_table(columns, fields)
 
     def transaction_batches(self, batch_size: int = 500_000) -> Iterator[pa.Table]:
         """Stored transactions, one table per stored segment in the order they were stored
