@@ -246,6 +246,12 @@ NODE_PAGE_LABEL = (
     "WITH n ORDER BY n.nid LIMIT $limit "
     "RETURN collect([n.nid, n.id, labels(n), properties(n)]) AS rows"
 )
+# The nodes of a label with no more nodes than a page holds, from the label's scan.
+NODE_PAGE_SCAN = (
+    "MATCH (n:__LABEL__) USING SCAN n:__LABEL__ WHERE n:Node "
+    "WITH n ORDER BY n.nid "
+    "RETURN collect([n.nid, n.id, labels(n), properties(n)]) AS rows"
+)
 # Pages follow (src nid, dst nid, key); a page resumes after the last row of the previous one.
 EDGE_PAGE = (
     "MATCH (a:Node) USING INDEX a:Node(nid) WHERE a.nid >= $after_src "

@@ -1039,19 +1039,17 @@ class Neo4jStore:
             query = cypher.render(cypher.NODE_PAGE_LABEL, label=label)
             kinds = NODE_SCHEMAS[label].props
             fields += [(p, ARROW_TYPES[k]) for p, k in kinds.items()]
+        if label is not None and self.count_nodes(label) <= batch_size:
+            rows = self._page(cypher.render(cypher.NODE_PAGE_SCAN, label=label), {}, "read nodes")
+            if rows:
+                yield _node_page(rows, kinds, fields)
+            return
         after = 0
         while True:
             rows = self._page(query, {"after": after, "limit": batch_size}, "stream nodes")
             if not rows:
                 return
-            columns: dict[str, list[Any]] = {
-                "nid": [r[0] for r in rows],
-                "id": [r[1] for r in rows],
-                "label": [_label_of(r[2]).value for r in rows],
-            }
-            for prop in kinds:
-                columns[prop] = [r[3].get(prop) for r in rows]
-            yield _typed_table(columns, fields)
+            yield _node_page(rows, kinds, fields)
             if len(rows) < batch_size:
                 return
             after = int(rows[-1][0])
@@ -1065,7 +1063,7 @@ class Neo4jStore:
         if self.count_edges(rel_type) <= batch_size:
             rows = self._page(cypher.render(cypher.EDGE_PAGE_SCAN, rel_type=rel_type), {}, what)
             if rows:
-                yield self._edge_page(rows, kinds, fields)
+                yield _edge_page(rows, kinds, fields)
             return
         query = cypher.render(cypher.EDGE_PAGE, rel_type=rel_type)
         after: dict[str, Any] = {"after_src": 0, "after_dst": 0, "after_key": ""}
@@ -1073,22 +1071,11 @@ class Neo4jStore:
             rows = self._page(query, {**after, "limit": batch_size}, what)
             if not rows:
                 return
-            yield self._edge_page(rows, kinds, fields)
+            yield _edge_page(rows, kinds, fields)
             if len(rows) < batch_size:
                 return
             src, dst, key, _ = rows[-1]
             after = {"after_src": src, "after_dst": dst, "after_key": key}
-
-    @staticmethod
-    def _edge_page(
-        rows: list[list[Any]], kinds: dict[str, PropType], fields: list[tuple[str, pa.DataType]]
-    ) -> pa.Table:
-        columns: dict[str, list[Any]] = {
-            name: [r[i] for r in rows] for i, name in enumerate(("src", "dst", "key"))
-        }
-        for prop in kinds:
-            columns[prop] = [r[3].get(prop) for r in rows]
-        return _typed_table(columns, fields)
 
     def transaction_batches(self, batch_size: int = 500_000) -> Iterator[pa.Table]:
         """Stored transactions, one table per stored segment in the order they were stored
@@ -1326,6 +1313,32 @@ def _written_before(
             again[at] = seen[pos] == mine
         created[predicate] = np.sort(np.concatenate([seen, mine[~again[at]]]), kind="stable")
     return again
+
+
+def _node_page(
+    rows: list[list[Any]], kinds: dict[str, PropType], fields: list[tuple[str, pa.DataType]]
+) -> pa.Table:
+    """A page of nodes ([nid, id, labels, properties] each) as a `node_batches` table."""
+    columns: dict[str, list[Any]] = {
+        "nid": [r[0] for r in rows],
+        "id": [r[1] for r in rows],
+        "label": [_label_of(r[2]).value for r in rows],
+    }
+    for prop in kinds:
+        columns[prop] = [r[3].get(prop) for r in rows]
+    return _typed_table(columns, fields)
+
+
+def _edge_page(
+    rows: list[list[Any]], kinds: dict[str, PropType], fields: list[tuple[str, pa.DataType]]
+) -> pa.Table:
+    """A page of edges ([src, dst, key, properties] each) as an `edge_batches` table."""
+    columns: dict[str, list[Any]] = {
+        name: [r[i] for r in rows] for i, name in enumerate(("src", "dst", "key"))
+    }
+    for prop in kinds:
+        columns[prop] = [r[3].get(prop) for r in rows]
+    return _typed_table(columns, fields)
 
 
 def _last_per_fact(rows: pa.Table) -> pa.Table:

@@ -77,6 +77,12 @@ def test_rows_spanning_many_batches_all_get_distinct_nids(neo4j_store: Neo4jStor
     neo4j_store.upsert_nodes(Label.PERSON, _people(10))
     nids = pa.concat_tables(neo4j_store.node_batches(batch_size=4)).column("nid").to_pylist()
     assert nids == list(range(1, 11))
+    # a label that fits one page comes from the label's scan: the same rows, in nid order
+    neo4j_store.upsert_nodes(Label.COMPANY, pa.table({"id": ["c1"], "name": ["某公司"]}))
+    paged = pa.concat_tables(neo4j_store.node_batches(Label.PERSON, batch_size=4))
+    (whole,) = neo4j_store.node_batches(Label.PERSON, batch_size=10)
+    assert whole.equals(paged)
+    assert whole.column("nid").to_pylist() == list(range(1, 11))
 
 
 @needs_server
