@@ -225,11 +225,19 @@ def build_risk_index(
     gp, gok = _positions(gs, nids)
     given = _sum_by(gp[gok], ga[gok], n)
 
-    # connected-client groups: components of connectedClient
+    # connected-client groups: components of connectedClient; the family-party links among
+    # them (the reasoner records those only as connectedClient facts) are kept for later
     c_src, c_dst = [], []
+    family_links: list[tuple[IntArray, IntArray, npt.NDArray[np.object_]]] = []
     for batch in store.inferred_batches("connectedClient"):
-        c_src.append(np.asarray(batch.column("src").to_numpy(), np.int64))
-        c_dst.append(np.asarray(batch.column("dst").to_numpy(), np.int64))
+        src_nids = np.asarray(batch.column("src").to_numpy(), np.int64)
+        dst_nids = np.asarray(batch.column("dst").to_numpy(), np.int64)
+        c_src.append(src_nids)
+        c_dst.append(dst_nids)
+        rules = np.asarray(batch.column("rule").to_pylist(), object)
+        family = (rules == "connected_family_control") | (rules == "connected_family_controller")
+        if family.any():
+            family_links.append((src_nids[family], dst_nids[family], rules[family]))
     cs, csok = _positions(np.concatenate(c_src) if c_src else np.empty(0, np.int64), nids)
     cd, cdok = _positions(np.concatenate(c_dst) if c_dst else np.empty(0, np.int64), nids)
     ok = csok & cdok
@@ -262,15 +270,10 @@ def build_risk_index(
                 controller_in_group.setdefault(b, a)
                 link(b, "controlled_by", a, str(rule))
                 link(a, "controls", b, str(rule))
-    # Family-party links (the reasoner records them only as connectedClient facts).
-    for batch in store.inferred_batches("connectedClient"):
-        rules = np.asarray(batch.column("rule").to_pylist(), object)
-        family = (rules == "connected_family_control") | (rules == "connected_family_controller")
-        if not family.any():
-            continue
-        src, sok = _positions(np.asarray(batch.column("src").to_numpy(), np.int64)[family], nids)
-        dst, dok = _positions(np.asarray(batch.column("dst").to_numpy(), np.int64)[family], nids)
-        for a, b, rule in zip(src.tolist(), dst.tolist(), rules[family], strict=True):
+    for family_src, family_dst, family_rules in family_links:
+        src, sok = _positions(family_src, nids)
+        dst, dok = _positions(family_dst, nids)
+        for a, b, rule in zip(src.tolist(), dst.tolist(), family_rules, strict=True):
             if rule == "connected_family_control":
                 link(a, "family_party", b, str(rule))
                 link(b, "family_controlled", a, str(rule))
