@@ -173,6 +173,12 @@ def main() -> None:
         "--stores", default="sqlite,neo4j", help="comma-separated: sqlite, neo4j (in order)"
     )
     parser.add_argument("--workdir", type=Path, default=None, help="where the stores go")
+    parser.add_argument(
+        "--neo4j-data",
+        type=Path,
+        default=None,
+        help="keep the Neo4j database in this (new) directory instead of a temporary one",
+    )
     parser.add_argument("--neo4j-heap", default="4g", help="the server JVM's -Xmx")
     parser.add_argument("--neo4j-page-cache", default="4g", help="Neo4j's page cache")
     args = parser.parse_args()
@@ -193,6 +199,7 @@ def main() -> None:
         heap=args.neo4j_heap,
         page_cache=args.neo4j_page_cache,
         jvm_options=(),
+        data_dir=args.neo4j_data,
     )
     with ExitStack() as stack:
         if "neo4j" in names:
