@@ -233,7 +233,8 @@ COUNT_NODES_LABEL = "MATCH (n:__LABEL__) RETURN count(n) AS count"
 COUNT_EDGES = "MATCH ()-[r:__REL_TYPE__]->() RETURN count(r) AS count"
 COUNT_TXNS = "MATCH (s:TxnSegment) RETURN coalesce(sum(s.rows), 0) AS count"
 
-# --- streaming pages: keyset pagination on the nid index, so each page costs one page -------
+# --- streaming pages: keyset pagination on the nid index, so each page costs one page; a label
+# or type that fits one page is read from its scan, one predicate's facts from its index ----
 # Pages come back as one record whose `rows` list holds each row as a list (one Bolt message a
 # page, not one a row; a list keeps nulls, which `collect` of a bare value would drop).
 NODE_PAGE = (
@@ -281,7 +282,8 @@ INFERRED_PAGE = (
     "RETURN collect([predicate, src, dst, rule, value]) AS rows"
 )
 # The facts of one predicate, found through its index (the planner would start from the nid
-# range and read every inferred fact); pages follow (src nid, dst nid).
+# range and read every inferred fact); pages follow (src nid, dst nid), and each page reads
+# the predicate's facts again to pick its slice.
 INFERRED_PAGE_PREDICATE = (
     "MATCH (a:Node)-[r:INFERRED]->(b:Node) USING INDEX r:INFERRED(predicate) "
     "WHERE r.predicate = $predicate "
