@@ -65,7 +65,7 @@ _INFERRED_BATCH_SCHEMA = pa.schema(
 _ROWS_PER_STATEMENT = 64
 # Rows per stored segment of a columnar copy (one compressed Arrow stream per column).
 _COPY_SEGMENT_ROWS = 2_000_000
-# ids bound in one `IN (...)` list (SQLite allows 32,766 parameters a statement)
+# Ids bound in one `IN (...)` list (below `sql.MAX_PARAMETERS`).
 _IN_LIST_IDS = 500
 # The columnar copy of the node list (nid, id, label); edge copies are named by `_edges_copy`.
 _NODES_COPY = "nodes"

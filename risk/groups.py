@@ -229,6 +229,7 @@ def connected_group(
     names = {i: (node.name if node else None) for i, node in nodes.items()}
     cache: ControlCache = {}
     labels = {i: (node.label.value if node else "") for i, node in nodes.items()}
+    aliases = loans_from.aliases_of_many(sorted(ids))
     rows = []
     for member in sorted(ids):
         node = nodes[member]
@@ -240,7 +241,7 @@ def connected_group(
                 member,
                 names[member],
                 node.label.value if node else "",
-                loans_from.aliases_of(member),
+                aliases.get(member, []),
                 bool(node.props.get("is_financial")) if node else False,
                 client_exposure(loans_from, member, as_of),
                 reasons,

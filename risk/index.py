@@ -273,7 +273,10 @@ def build_risk_index(
     for family_src, family_dst, family_rules in family_links:
         src, sok = _positions(family_src, nids)
         dst, dok = _positions(family_dst, nids)
-        for a, b, rule in zip(src.tolist(), dst.tolist(), family_rules, strict=True):
+        keep = sok & dok
+        for a, b, rule in zip(
+            src[keep].tolist(), dst[keep].tolist(), family_rules[keep], strict=True
+        ):
             if rule == "connected_family_control":
                 link(a, "family_party", b, str(rule))
                 link(b, "family_controlled", a, str(rule))
