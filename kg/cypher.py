@@ -283,7 +283,8 @@ INFERRED_PAGE = (
 )
 # The facts of one predicate, found through its index (the planner would start from the nid
 # range and read every inferred fact); pages follow (src nid, dst nid), and each page reads
-# the predicate's facts again to pick its slice.
+# the predicate's facts again to pick its slice, so a predicate with many pages is cheaper
+# through INFERRED_PAGE (every inferred fact read once over all pages).
 INFERRED_PAGE_PREDICATE = (
     "MATCH (a:Node)-[r:INFERRED]->(b:Node) USING INDEX r:INFERRED(predicate) "
     "WHERE r.predicate = $predicate "
@@ -357,6 +358,8 @@ INFERRED_GET = (
     "r.premises AS premises, r.value AS value ORDER BY predicate, dst"
 )
 COUNT_INFERRED_ALL = "MATCH (:Node)-[r:INFERRED]->(:Node) RETURN count(r) AS count"
+# From the count store, without reading a relationship: chooses how to page one predicate.
+COUNT_INFERRED_RELATIONSHIPS = "MATCH ()-[r:INFERRED]->() RETURN count(r) AS count"
 COUNT_INFERRED_PREDICATE = (
     "MATCH (:Node)-[r:INFERRED]->(:Node) WHERE r.predicate = $predicate RETURN count(r) AS count"
 )

@@ -168,10 +168,14 @@ def test_edge_pages_resume_between_parallel_edges(neo4j_store: Neo4jStore) -> No
 
 
 @needs_server
-def test_inferred_pages_of_one_predicate_cover_every_fact(neo4j_store: Neo4jStore) -> None:
+def test_inferred_pages_of_one_predicate_cover_every_fact(
+    neo4j_store: Neo4jStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     neo4j_store.upsert_nodes(Label.PERSON, _people(3))
     rows = [("controls", "p0", "p1"), ("controls", "p0", "p2"), ("sharesPhone", "p0", "p1")]
     rows += [("controls", "p1", "p2")]
+    phones = [("p0", "p2"), ("p1", "p0"), ("p1", "p2"), ("p2", "p0"), ("p2", "p1")]
+    rows += [("sharesPhone", a, b) for a, b in phones]
     neo4j_store.replace_inferred(
         pa.table(
             {
@@ -180,18 +184,33 @@ def test_inferred_pages_of_one_predicate_cover_every_fact(neo4j_store: Neo4jStor
                 "dst": [r[2] for r in rows],
                 "rule": ["r"] * len(rows),
                 "premises": ["[]"] * len(rows),
-                "value": [None, 0.5, None, None],
+                "value": [None, 0.5, None, None] + [None] * len(phones),
             }
         )
     )
-    table = pa.concat_tables(neo4j_store.inferred_batches("controls", batch_size=1))
-    assert list(zip(table["src"].to_pylist(), table["dst"].to_pylist(), strict=True)) == [
-        (1, 2),
-        (1, 3),
-        (2, 3),
-    ]
-    assert table["value"].to_pylist() == [None, 0.5, None]
-    assert pa.concat_tables(neo4j_store.inferred_batches(batch_size=1)).num_rows == 4
+    queries: list[str] = []
+    page = neo4j_store._page
+    monkeypatch.setattr(
+        neo4j_store, "_page", lambda q, p, what: queries.append(q) or page(q, p, what)
+    )
+    # 3 pages of the 3 controls facts read 9 facts through the index, as many as there are
+    # inferred facts: the index; 6 pages of the 6 sharesPhone facts would read 36: the nid range
+    for batch_size in (1, 2, 3):
+        table = pa.concat_tables(neo4j_store.inferred_batches("controls", batch_size=batch_size))
+        assert list(zip(table["src"].to_pylist(), table["dst"].to_pylist(), strict=True)) == [
+            (1, 2),
+            (1, 3),
+            (2, 3),
+        ]
+        assert table["value"].to_pylist() == [None, 0.5, None]
+    assert set(queries) == {cypher.INFERRED_PAGE_PREDICATE}
+    queries.clear()
+    table = pa.concat_tables(neo4j_store.inferred_batches("sharesPhone", batch_size=1))
+    assert set(queries) == {cypher.INFERRED_PAGE}
+    expected = sorted([(1, 2)] + [(int(a[1]) + 1, int(b[1]) + 1) for a, b in phones])
+    assert list(zip(table["src"].to_pylist(), table["dst"].to_pylist(), strict=True)) == expected
+    assert set(table["predicate"].to_pylist()) == {"sharesPhone"}
+    assert pa.concat_tables(neo4j_store.inferred_batches(batch_size=1)).num_rows == len(rows)
 
 
 @needs_server
