@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kg import cypher
+from kg.fingerprints import SortedFingerprints, fingerprints
 from kg.model import (
     NODE_SCHEMAS,
     PROVENANCE_COLUMNS,
@@ -253,9 +254,9 @@ class _Batched:
     after_seq: int = 0
     # Indexes dropped for the load, built again when it ends: (name, statement).
     dropped: list[tuple[str, str]] = field(default_factory=list)
-    # Inferred facts this job has created, as sorted fingerprints per predicate: a later
-    # write of one of them merges instead (a fingerprint clash only costs a MERGE).
-    created: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
+    # Inferred facts this job has created, as fingerprints of (src, dst) per predicate: a
+    # later write of one of them merges instead (a fingerprint clash only costs a MERGE).
+    created: dict[str, SortedFingerprints] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -1297,28 +1298,19 @@ def _distinct_edges(rows: pa.Table) -> bool:
 
 
 def _written_before(
-    created: dict[str, npt.NDArray[np.int64]], rows: pa.Table
+    created: dict[str, SortedFingerprints], rows: pa.Table
 ) -> npt.NDArray[np.bool_]:
-    """Which rows (one per fact) may repeat a fact in `created`; records the others there.
-
-    A fact's fingerprint is the hash of its (src, dst) within its predicate: exact for what
-    is not there, and a clash marks a new fact as written before, which only merges it.
-    """
-    again = np.zeros(rows.num_rows, bool)
-    if rows.num_rows == 0:
-        return again
-    predicates = rows.column("predicate").combine_chunks().dictionary_encode()
-    codes = predicates.indices.to_numpy()
+    """Which rows (one per fact) may repeat a fact in `created`; records the others there."""
     keys = zip(rows.column("src").to_pylist(), rows.column("dst").to_pylist(), strict=True)
-    prints = np.fromiter((hash(key) for key in keys), np.int64, rows.num_rows)
+    prints = fingerprints(keys, rows.num_rows)
+    again = np.zeros(rows.num_rows, bool)
+    predicates = rows.column("predicate").combine_chunks().dictionary_encode()
+    codes = predicates.indices.to_numpy(zero_copy_only=False)
     for code, predicate in enumerate(predicates.dictionary.to_pylist()):
         at = np.flatnonzero(codes == code)
-        mine = prints[at]
-        seen = created.get(predicate, np.empty(0, np.int64))
-        if seen.size:
-            pos = np.minimum(np.searchsorted(seen, mine), seen.size - 1)
-            again[at] = seen[pos] == mine
-        created[predicate] = np.sort(np.concatenate([seen, mine[~again[at]]]), kind="stable")
+        seen = created.setdefault(predicate, SortedFingerprints())
+        again[at] = seen.contains(prints[at])
+        seen.add(prints[at][~again[at]])
     return again
 
 

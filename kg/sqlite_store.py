@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from kg import inferred_blocks as blocks
 from kg import sql
+from kg.fingerprints import SortedFingerprints, fingerprints, sorted_member
 from kg.id_index import ALL_LABELS, LABELS, NodeIdIndex
 from kg.model import (
     NODE_SCHEMAS,
@@ -282,16 +283,6 @@ def _predicate_columns(
         )
 
 
-def _sorted_member(ordered: npt.NDArray[Any], values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
-    """Whether each value is in the ascending array `ordered` (a binary search each: far
-    cheaper than `isin` for a few values against many)."""
-    if not len(ordered):
-        return np.zeros(len(values), bool)
-    at = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
-    found: npt.NDArray[np.bool_] = ordered[at] == values
-    return found
-
-
 def _term_codes(conn: sqlite3.Connection, names: Sequence[str]) -> npt.NDArray[np.int32]:
     """The `inferred_terms` code of each name (new names get a code)."""
     conn.executemany(sql.INFERRED_TERM_ADD, [(name,) for name in set(names)])
@@ -432,14 +423,13 @@ class _TxnIds:
 
     def __init__(self) -> None:
         self._chunks: list[tuple[pa.Array, npt.NDArray[np.int64]]] = []
-        self._sorted = np.empty(0, np.int64)
+        self._seen = SortedFingerprints()
 
     def add(self, txn_ids: pa.Array, prints: npt.NDArray[np.int64] | None = None) -> None:
         """Txn_ids now stored (`prints` their fingerprints, when known)."""
         prints = _fingerprints(txn_ids) if prints is None else prints
         self._chunks.append((txn_ids, prints))
-        prints = np.sort(prints)
-        self._sorted = np.insert(self._sorted, np.searchsorted(self._sorted, prints), prints)
+        self._seen.add(prints)
 
     def new_rows(self, txn_ids: pa.Array) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
         """True on the first row of each txn_id not stored yet; and every row's fingerprint
@@ -451,10 +441,7 @@ class _TxnIds:
         suspect = np.zeros(len(prints), bool)
         suspect[order[1:][same]] = True
         suspect[order[:-1][same]] = True
-        if self._sorted.size:
-            # sorted probes: the search walks the stored fingerprints in order
-            at = np.minimum(np.searchsorted(self._sorted, ordered), self._sorted.size - 1)
-            suspect[order[self._sorted[at] == ordered]] = True
+        suspect[order[self._seen.contains(ordered)]] = True
         keep = ~suspect
         rows = np.flatnonzero(suspect)
         if rows.size:
@@ -471,7 +458,7 @@ class _TxnIds:
 
 
 def _fingerprints(values: pa.Array) -> npt.NDArray[np.int64]:
-    return np.fromiter(map(hash, values.to_pylist()), np.int64, count=len(values))
+    return fingerprints(values.to_pylist(), len(values))
 
 
 @dataclass(slots=True)
@@ -1444,7 +1431,7 @@ class SQLiteStore:
         self, predicate: int, src: npt.NDArray[np.int64], dst: npt.NDArray[np.int64]
     ) -> npt.NDArray[np.bool_]:
         """Whether a block of `predicate` holds each (src, dst)."""
-        return _sorted_member(self._block_keys(predicate), blocks.packed_keys(src, dst))
+        return sorted_member(self._block_keys(predicate), blocks.packed_keys(src, dst))
 
     def _block_keys(self, predicate: int) -> npt.NDArray[np.int64]:
         """The packed keys of every block fact of `predicate`, ascending. Decoded once and
