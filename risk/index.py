@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
@@ -34,6 +36,8 @@ INDEX_META_KEY = "meta"
 RINGS_COLLECTION = "rings"
 INDEX_VERSION = 3
 MAX_INDEXED_REASONS = 6
+# connectedClient rules that make a family-party link
+_FAMILY_RULES = pa.array(["connected_family_control", "connected_family_controller"])
 
 IntArray = npt.NDArray[np.int64]
 
@@ -234,10 +238,10 @@ def build_risk_index(
         dst_nids = np.asarray(batch.column("dst").to_numpy(), np.int64)
         c_src.append(src_nids)
         c_dst.append(dst_nids)
-        rules = np.asarray(batch.column("rule").to_pylist(), object)
-        family = (rules == "connected_family_control") | (rules == "connected_family_controller")
+        family = np.asarray(pc.is_in(batch.column("rule"), value_set=_FAMILY_RULES), bool)
         if family.any():
-            family_links.append((src_nids[family], dst_nids[family], rules[family]))
+            rules = batch.column("rule").filter(pa.array(family)).to_pylist()
+            family_links.append((src_nids[family], dst_nids[family], np.asarray(rules, object)))
     cs, csok = _positions(np.concatenate(c_src) if c_src else np.empty(0, np.int64), nids)
     cd, cdok = _positions(np.concatenate(c_dst) if c_dst else np.empty(0, np.int64), nids)
     ok = csok & cdok
