@@ -49,6 +49,7 @@ from kg.model import (
 from kg.store import (
     ARROW_TYPES,
     SCHEMA_VERSION,
+    TRANSFERS_DERIVED,
     SchemaVersionError,
     StoreCapabilities,
     StoreError,
@@ -741,6 +742,8 @@ class Neo4jStore:
 
     def upsert_edges(self, rel_type: RelType, rows: pa.Table) -> int:
         rel_type = RelType(rel_type)
+        if rel_type is RelType.TRANSFERRED:
+            raise StoreError(TRANSFERS_DERIVED)
         kinds = REL_SCHEMAS[rel_type].props
         reserved = {"src", "dst", *cypher.EDGE_INTERNAL_PROPS}
         query = cypher.render(cypher.EDGES_UPSERT, rel_type=rel_type)

@@ -83,6 +83,10 @@ INFERRED_TRIGGERS = (
 )
 
 
+# The unique index on node ids (schema 6 on).
+NODES_ID_INDEX = "nodes_id"
+
+
 def _schema_v1() -> list[str]:
     statements = [
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -200,6 +204,34 @@ def _schema_v5() -> list[str]:
     ]
 
 
+def _schema_v6() -> list[str]:
+    """Two changes that make a bulk load cheaper.
+
+    TRANSFERRED edges move from B-tree rows to compressed blocks by direction and run of nids
+    (`kg.transfer_blocks`): ten million aggregated pairs and their `dst` index were the
+    largest part of a bulk load. The store carries the old rows over between these statements
+    and `MIGRATION_CLEANUP[6]`.
+
+    The uniqueness of node ids moves from the column constraint to a named unique index,
+    `nodes_id`, which a bulk load into an empty store drops and builds at its end like the
+    other indexes (ids in random order, such as device hashes, made every insert a random
+    B-tree insert); the load keeps ids unique itself, and the index build checks it.
+    """
+    return [
+        "CREATE TABLE transfer_blocks (dir INTEGER NOT NULL, lo INTEGER NOT NULL, "
+        "rows INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (dir, lo)) WITHOUT ROWID",
+        "CREATE TABLE nodes_v6 (nid INTEGER PRIMARY KEY, id TEXT NOT NULL, "
+        "label TEXT NOT NULL, name TEXT, _source TEXT, _line INTEGER, _job TEXT)",
+        "INSERT INTO nodes_v6 (nid, id, label, name, _source, _line, _job) "
+        "SELECT nid, id, label, name, _source, _line, _job FROM nodes ORDER BY nid",
+        "DROP TABLE nodes",
+        "ALTER TABLE nodes_v6 RENAME TO nodes",
+        f"CREATE UNIQUE INDEX {NODES_ID_INDEX} ON nodes(id)",
+        "CREATE INDEX nodes_name ON nodes(name) WHERE name IS NOT NULL",
+        "CREATE INDEX nodes_label ON nodes(label)",
+    ]
+
+
 # Migrations by the schema version they produce. A new version appends a list; existing
 # lists never change, so an old file is brought forward step by step.
 MIGRATIONS: dict[int, list[str]] = {
@@ -208,10 +240,12 @@ MIGRATIONS: dict[int, list[str]] = {
     3: _schema_v3(),
     4: _schema_v4(),
     5: _schema_v5(),
+    6: _schema_v6(),
 }
 # Statements that finish a migration after the store has moved data in Python.
 MIGRATION_CLEANUP: dict[int, list[str]] = {
     4: ["DROP TABLE inferred", "DROP TABLE inferred_premises"],
+    6: [f"DROP TABLE {rel_table(RelType.TRANSFERRED)}"],
 }
 
 GET_META = "SELECT value FROM meta WHERE key = ?"
@@ -219,10 +253,11 @@ SET_META = (
     "INSERT INTO meta(key, value) VALUES (?, ?) "
     "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 )
-# Non-unique indexes: a bulk load into an empty store drops them and builds them at the end.
+# Non-unique indexes and the node id index: a bulk load into an empty store drops them and
+# builds them at the end.
 SECONDARY_INDEXES = (
     "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-    "AND sql NOT LIKE 'CREATE UNIQUE%'"
+    f"AND (sql NOT LIKE 'CREATE UNIQUE%' OR name = '{NODES_ID_INDEX}')"
 )
 TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 
@@ -284,18 +319,31 @@ def rel_has_rows(rel_type: RelType) -> str:
 
 
 ALIAS_UPSERT = (
-    "INSERT INTO aliases (alias, nid) SELECT ?, nid FROM nodes WHERE id = ? "
+    "INSERT INTO aliases (alias, nid) VALUES (?, ?) "
     "ON CONFLICT(alias) DO UPDATE SET nid = excluded.nid"
 )
 
 TXN_SEGMENT_INSERT = "INSERT INTO txn_segments (rows, job, body) VALUES (?, ?, ?)"
 TXN_SEGMENTS = "SELECT body FROM txn_segments ORDER BY segment"
 COUNT_TXNS = "SELECT coalesce(sum(rows), 0) FROM txn_segments"
-TRANSFERS_CLEAR = f"DELETE FROM {rel_table(RelType.TRANSFERRED)}"
-TRANSFERS_INSERT = (
-    f"INSERT INTO {rel_table(RelType.TRANSFERRED)} "
-    "(src, dst, key, count, total_amount, first_ts, last_ts, _source) "
-    "VALUES (?, ?, '', ?, ?, ?, ?, 'transactions')"
+
+# --- TRANSFERRED edges (schema 6: compressed blocks, see kg.transfer_blocks) ---------------
+TRANSFER_BLOCKS_CLEAR = "DELETE FROM transfer_blocks"
+TRANSFER_BLOCK_INSERT = "INSERT INTO transfer_blocks (dir, lo, rows, body) VALUES (?, ?, ?, ?)"
+# The block holding a nid's edges in one direction: the last one starting at or before it.
+TRANSFER_BLOCK_OF = (
+    "SELECT body FROM transfer_blocks WHERE dir = ? AND lo <= ? ORDER BY lo DESC LIMIT 1"
+)
+TRANSFER_BLOCKS = "SELECT body FROM transfer_blocks WHERE dir = ? ORDER BY lo"
+COUNT_TRANSFERS = "SELECT coalesce(sum(rows), 0) FROM transfer_blocks WHERE dir = ?"
+# Schema 5 rows carried into blocks by the migration to schema 6.
+TRANSFERS_V5_ROWS = (
+    "SELECT src, dst, count, total_amount, first_ts, last_ts "
+    f"FROM {rel_table(RelType.TRANSFERRED)} ORDER BY src, dst, key"
+)
+COLUMNAR_DROP = (
+    "DELETE FROM columnar_segments WHERE name = ?",
+    "DELETE FROM columnar_versions WHERE name = ?",
 )
 
 # --- columnar copies: each relationship type and the node list as compressed Arrow columns ---

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from kg import inferred_blocks as blocks
 from kg import sql
+from kg import transfer_blocks as transfers
 from kg.fingerprints import SortedFingerprints, fingerprints, sorted_member
 from kg.id_index import ALL_LABELS, LABELS, NodeIdIndex
 from kg.model import (
@@ -44,6 +45,7 @@ from kg.store import (
     ARROW_TYPES,
     NODE_COLUMNS,
     SCHEMA_VERSION,
+    TRANSFERS_DERIVED,
     InferredColumns,
     Premises,
     SchemaVersionError,
@@ -71,6 +73,10 @@ _IN_LIST_IDS = 500
 # The columnar copy of the node list (nid, id, label); edge copies are named by `_edges_copy`.
 _NODES_COPY = "nodes"
 _NODE_COPY_SCHEMA = pa.schema([("nid", pa.int64()), ("id", pa.string()), ("label", pa.string())])
+
+
+# Relationship types kept as rows; TRANSFERRED is kept as blocks (`kg.transfer_blocks`).
+_ROW_TYPES = tuple(t for t in RelType if t is not RelType.TRANSFERRED)
 
 
 def _edges_copy(rel_type: RelType) -> str:
@@ -676,7 +682,7 @@ class SQLiteStore:
             NodeIdIndex() if empty else NodeIdIndex.of(self.node_columns()),
             [create for _, create in dropped],
             int(conn.execute(sql.NEXT_NID).fetchone()[0]),
-            {t: [] for t in RelType if not conn.execute(sql.rel_has_rows(t)).fetchone()[0]},
+            {t: [] for t in _ROW_TYPES if not conn.execute(sql.rel_has_rows(t)).fetchone()[0]},
         )
         self._local.bulk = bulk
         try:
@@ -760,6 +766,8 @@ class SQLiteStore:
                     conn.execute(statement)
                 if version == 4:
                     self._carry_inferred_into_blocks()
+                if version == 6:
+                    self._carry_transfers_into_blocks()
                 for statement in sql.MIGRATION_CLEANUP.get(version, []):
                     conn.execute(statement)
                 conn.execute(sql.SET_META, ("schema_version", str(version)))
@@ -857,6 +865,8 @@ class SQLiteStore:
 
     def upsert_edges(self, rel_type: RelType, rows: pa.Table) -> int:
         rel_type = RelType(rel_type)
+        if rel_type is RelType.TRANSFERRED:
+            raise StoreError(TRANSFERS_DERIVED)
         schema = REL_SCHEMAS[rel_type]
         known = {"src", "dst", "key", *schema.props, *PROVENANCE_COLUMNS}
         if rows.num_rows == 0:
@@ -952,10 +962,13 @@ class SQLiteStore:
         return nids
 
     def add_aliases(self, rows: pa.Table) -> int:
-        pairs = list(zip(_column_values(rows, "alias"), _column_values(rows, "id"), strict=True))
         with self.transaction():
+            # Through the bulk load's node index when one runs (the id index is dropped then).
+            nids, _ = self._lookup_nodes(_strings(rows.column("id")), ALL_LABELS)
+            aliases = _column_values(rows, "alias")
+            pairs = [(a, n) for a, n in zip(aliases, nids.tolist(), strict=True) if n >= 0]
             self._conn.executemany(sql.ALIAS_UPSERT, pairs)
-        return len(pairs)
+        return int(rows.num_rows)
 
     def insert_transactions(self, rows: pa.Table) -> int:
         """Append transactions not stored yet (by txn_id) as one compressed Arrow segment.
@@ -1024,42 +1037,62 @@ class SQLiteStore:
 
     def rebuild_transfers(self) -> int:
         parts = list(self._transaction_columns(["from_nid", "to_nid", "amount", "ts"]))
-        name = _edges_copy(RelType.TRANSFERRED)
         with self.transaction():
             # The job's txn_id memo is read again if more transactions come; the rebuild's
             # peak memory is the job's, so the memo goes now.
             self._job_cache().pop("txn_ids", None)
-            bulk = self._bulk()
-            if bulk is not None:  # the rebuild writes this copy itself
-                bulk.edges.pop(RelType.TRANSFERRED, None)
-            self._invalidate_copy(name)
-            self._conn.execute(sql.TRANSFERS_CLEAR)
+            self._conn.execute(sql.TRANSFER_BLOCKS_CLEAR)
             if not parts:
                 return 0
             grouped = _aggregate_transfers(pa.concat_tables(parts))
             del parts
-            # The aggregate is already what edge_batches would read back (same order and
-            # values), so the columnar copy is written from it without a second pass.
-            schema = edge_schema(RelType.TRANSFERRED)
-
-            def segments() -> Iterator[pa.Table]:
-                for start in range(0, grouped.num_rows, _COPY_SEGMENT_ROWS):
-                    yield self._insert_transfers(grouped.slice(start, _COPY_SEGMENT_ROWS))
-
-            self._write_copy(name, schema, segments())
+            self._conn.executemany(sql.TRANSFER_BLOCK_INSERT, transfers.blocks(grouped))
         return int(grouped.num_rows)
 
-    def _insert_transfers(self, segment: pa.Table) -> pa.Table:
-        """Insert a slice of aggregated transfers (`edge_batches` columns); returns it."""
+    def _transfer_columns(self, columns: Sequence[str]) -> pa.Table:
+        """All TRANSFERRED edges in (src, dst) order, with the named `edge_batches` columns."""
+        stored = [c for c in columns if c != "key"]
+        with self._snapshot() as conn:
+            bodies = [body for (body,) in conn.execute(sql.TRANSFER_BLOCKS, (transfers.OUT,))]
         schema = edge_schema(RelType.TRANSFERRED)
-        # In slices: ten million pairs as Python tuples at once would cost gigabytes.
-        for offset in range(0, segment.num_rows, _WRITE_CHUNK * 2):
-            rows = segment.slice(offset, _WRITE_CHUNK * 2)
-            self._insert_columns(
-                sql.TRANSFERS_INSERT,
-                [rows.column(c).to_pylist() for c in schema.names if c != "key"],
+        parts = [transfers.decode(body, stored) for body in bodies]
+        table = (
+            pa.concat_tables(parts)
+            if parts
+            else pa.schema([schema.field(c) for c in stored]).empty_table()
+        )
+        if "key" in columns:
+            table = table.append_column("key", _empty_strings(table.num_rows))
+        return table.select(list(columns))
+
+    def _transfers_of(self, nid: int, direction: Direction) -> list[Edge]:
+        """The TRANSFERRED edges of a node: out ones by dst, then in ones by src."""
+        found = []
+        for code, wanted in ((transfers.OUT, Direction.OUT), (transfers.IN, Direction.IN)):
+            if direction not in (wanted, Direction.BOTH):
+                continue
+            row = self._conn.execute(sql.TRANSFER_BLOCK_OF, (code, nid)).fetchone()
+            if row is None:
+                continue
+            part = transfers.rows_of(transfers.decode(row[0]), code, nid)
+            if code == transfers.IN and direction is Direction.BOTH:
+                # a self loop came back with the out edges already
+                part = part.filter(pc.not_equal(part.column("src"), nid))
+            found.append(part)
+        rows = [row for part in found for row in part.to_pylist()]
+        ends = sorted({r[end] for r in rows for end in ("src", "dst")})
+        id_of = dict(self._conn.execute(sql.INFERRED_IDS_OF_NIDS, (json.dumps(ends),)))
+        kinds = REL_SCHEMAS[RelType.TRANSFERRED].props
+        return [
+            Edge(
+                RelType.TRANSFERRED,
+                id_of[r["src"]],
+                id_of[r["dst"]],
+                "",
+                {k: r[k] for k in kinds if r[k] is not None},
             )
-        return segment
+            for r in rows
+        ]
 
     def _job_cache(self) -> dict[str, Any]:
         """Per-transaction memo (dropped at commit or rollback, so it never outlives the data)."""
@@ -1135,6 +1168,8 @@ class SQLiteStore:
             return []
         nid_row = self._conn.execute(sql.NID_BY_ID, (canonical,)).fetchone()
         nid = int(nid_row[0])
+        if rel_type is RelType.TRANSFERRED:
+            return self._transfers_of(nid, Direction(direction))
         queries = []
         if direction in (Direction.OUT, Direction.BOTH):
             queries.append(sql.neighbours_out(rel_type))
@@ -1179,7 +1214,14 @@ class SQLiteStore:
 
     def count_edges(self, rel_type: RelType | None = None) -> int:
         types = list(RelType) if rel_type is None else [RelType(rel_type)]
-        return sum(int(self._conn.execute(sql.count_edges(t)).fetchone()[0]) for t in types)
+        counted = 0
+        for t in types:
+            if t is RelType.TRANSFERRED:
+                row = self._conn.execute(sql.COUNT_TRANSFERS, (transfers.OUT,)).fetchone()
+            else:
+                row = self._conn.execute(sql.count_edges(t)).fetchone()
+            counted += int(row[0])
+        return counted
 
     def count_transactions(self) -> int:
         return int(self._conn.execute(sql.COUNT_TXNS).fetchone()[0])
@@ -1212,6 +1254,11 @@ class SQLiteStore:
     def edge_batches(self, rel_type: RelType, batch_size: int = 500_000) -> Iterator[pa.Table]:
         rel_type = RelType(rel_type)
         schema = edge_schema(rel_type)
+        if rel_type is RelType.TRANSFERRED:
+            return (
+                pa.Table.from_batches([batch], schema)
+                for batch in self._transfer_columns(schema.names).to_batches(batch_size)
+            )
         if self._has_columnar:
             with self._snapshot() as conn:
                 copy = self._read_copy(conn, _edges_copy(rel_type), schema.names)
@@ -1261,6 +1308,8 @@ class SQLiteStore:
         unknown = [c for c in wanted if c not in schema.names]
         if unknown:
             raise StoreError(f"{rel_type.value} edges have no column(s) {', '.join(unknown)}")
+        if rel_type is RelType.TRANSFERRED:
+            return self._transfer_columns(wanted)
         return self._columns(_edges_copy(rel_type), sql.edge_batches(rel_type), schema, wanted)
 
     def node_property_columns(self, label: Label, columns: Sequence[str]) -> pa.Table:
@@ -1284,7 +1333,7 @@ class SQLiteStore:
         with self.transaction():
             if not self._copy_is_current(self._conn, _NODES_COPY):
                 self.node_columns()
-            for rel_type in RelType:
+            for rel_type in _ROW_TYPES:
                 if not self._copy_is_current(self._conn, _edges_copy(rel_type)):
                     self.edge_columns(rel_type, [])
 
@@ -1701,6 +1750,18 @@ class SQLiteStore:
                 )
                 writer.add_facts(str(predicate[a]), int(predicate[a]), facts)
         writer.finish()
+
+    def _carry_transfers_into_blocks(self) -> None:
+        """Migration to schema 6: the schema-5 TRANSFERRED rows become blocks; their old
+        columnar copy goes."""
+        conn = self._conn
+        schema = pa.schema([edge_schema(RelType.TRANSFERRED).field(c) for c in transfers.COLUMNS])
+        parts = list(_tables_from_rows(conn.execute(sql.TRANSFERS_V5_ROWS), schema, 1_000_000))
+        if parts:
+            conn.executemany(sql.TRANSFER_BLOCK_INSERT, transfers.blocks(pa.concat_tables(parts)))
+        if conn.execute(sql.TABLE_EXISTS, ("columnar_segments",)).fetchone() is not None:
+            for statement in sql.COLUMNAR_DROP:
+                conn.execute(statement, (_edges_copy(RelType.TRANSFERRED),))
 
     # --- documents ---------------------------------------------------------------------------
     def put_document(self, collection: str, key: str, body: dict[str, Any]) -> None:

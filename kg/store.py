@@ -44,7 +44,13 @@ from kg.model import (
     RelType,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+
+# Why `upsert_edges` refuses TRANSFERRED edges (every store says the same).
+TRANSFERS_DERIVED = (
+    "TRANSFERRED edges are aggregated from transactions: insert the transactions and call "
+    "rebuild_transfers()"
+)
 
 # How each property type of the model travels in a batch (dates and timestamps as ISO text).
 ARROW_TYPES: dict[PropType, pa.DataType] = {
@@ -114,7 +120,8 @@ class GraphStore(Protocol):
 
     def upsert_edges(self, rel_type: RelType, rows: pa.Table) -> int:
         """Insert or update edges by (src, dst, key). Both ends must exist. An edge carries
-        the provenance of the latest row that wrote it."""
+        the provenance of the latest row that wrote it. TRANSFERRED edges are refused
+        (`TRANSFERS_DERIVED`): `rebuild_transfers` derives them from the transactions."""
         ...
 
     def add_aliases(self, rows: pa.Table) -> int:

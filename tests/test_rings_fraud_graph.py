@@ -72,15 +72,18 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FraudGraph]:
         )
         store.upsert_edges(RelType.OWNS_ACCOUNT, _edges(flows, accounts))
         # F0 <-> F1 both ways (a round trip), F1 -> F2 one way.
-        store.upsert_edges(
-            RelType.TRANSFERRED,
-            _edges(
-                ["AF0", "AF1", "AF1"],
-                ["AF1", "AF0", "AF2"],
-                count=[1.0, 1.0, 1.0],
-                total_amount=[100_000.0, 100_000.0, 100_000.0],
-            ),
+        store.insert_transactions(
+            pa.table(
+                {
+                    "txn_id": ["t1", "t2", "t3"],
+                    "from_account": ["AF0", "AF1", "AF1"],
+                    "to_account": ["AF1", "AF0", "AF2"],
+                    "amount": [100_000.0] * 3,
+                    "ts": ["2026-01-01T00:00:00"] * 3,
+                }
+            )
         )
+        store.rebuild_transfers()
     yield build_fraud_graph(store)
     store.close()
 

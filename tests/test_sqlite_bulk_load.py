@@ -392,3 +392,29 @@ def test_the_name_index_holds_named_nodes_and_serves_prefix_search(tmp_path: Pat
     assert "nodes_name" in str(plan)
     assert not {i for i in indexes if i.endswith(("_phone", "_address_norm"))}
     assert [n.id for n in store.search("王")] == ["p2", "p1"]  # name order: 强 < 芳
+
+
+def test_a_bulk_load_builds_the_node_id_index_again_and_it_keeps_ids_unique(
+    tmp_path: Path,
+) -> None:
+    bank = generated_bank(tmp_path / "bank")
+    store = SQLiteStore(tmp_path / "kg.db")
+    report = ingest_directory(store, bank)
+    stored = aliases(store)  # written while the id index was dropped
+    assert len(stored) == report.aliases > 0
+    for alias in stored:
+        node = store.get_node(alias)
+        assert node is not None and node.id != alias
+    with sqlite3.connect(tmp_path / "kg.db") as conn:
+        (create,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'nodes_id'").fetchone()
+        plan = conn.execute("EXPLAIN QUERY PLAN SELECT nid FROM nodes WHERE id = 'x'").fetchall()
+        (node_id,) = conn.execute("SELECT id FROM nodes LIMIT 1").fetchone()
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            conn.execute("INSERT INTO nodes (nid, id, label) VALUES (-1, ?, 'Person')", (node_id,))
+    assert create.startswith("CREATE UNIQUE INDEX nodes_id")
+    assert "nodes_id" in str(plan)
+
+
+def aliases(store: SQLiteStore) -> list[str]:
+    with sqlite3.connect(store.path) as conn:
+        return [a for (a,) in conn.execute("SELECT alias FROM aliases")]

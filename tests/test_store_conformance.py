@@ -269,6 +269,15 @@ def test_transfers_aggregate_transactions_per_account_pair(store: GraphStore) ->
     assert edge.props["last_ts"] == "2024-01-02T10:00:00"
 
 
+def test_transferred_edges_are_derived_not_upserted(store: GraphStore) -> None:
+    store.upsert_nodes(Label.ACCOUNT, pa.table({"id": ["a1", "a2"]}))
+    rows = pa.table({"src": ["a1"], "dst": ["a2"], "key": [""], "count": [1]})
+    with pytest.raises(StoreError, match="rebuild_transfers"):
+        store.upsert_edges(RelType.TRANSFERRED, rows)
+    assert store.count_edges(RelType.TRANSFERRED) == 0
+    assert store.neighbours("a1", RelType.TRANSFERRED) == []
+
+
 def _inferred(rows: list[tuple[str, str, str, str]]) -> pa.Table:
     return pa.table(
         {
