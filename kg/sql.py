@@ -332,7 +332,7 @@ TRANSFER_BLOCKS_CLEAR = "DELETE FROM transfer_blocks"
 TRANSFER_BLOCK_INSERT = "INSERT INTO transfer_blocks (dir, lo, rows, body) VALUES (?, ?, ?, ?)"
 # The block holding a nid's edges in one direction: the last one starting at or before it.
 TRANSFER_BLOCK_OF = (
-    "SELECT body FROM transfer_blocks WHERE dir = ? AND lo <= ? ORDER BY lo DESC LIMIT 1"
+    "SELECT lo, body FROM transfer_blocks WHERE dir = ? AND lo <= ? ORDER BY lo DESC LIMIT 1"
 )
 TRANSFER_BLOCKS = "SELECT body FROM transfer_blocks WHERE dir = ? ORDER BY lo"
 COUNT_TRANSFERS = "SELECT coalesce(sum(rows), 0) FROM transfer_blocks WHERE dir = ?"

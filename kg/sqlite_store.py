@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
@@ -116,10 +117,7 @@ def _aggregate_transfers(table: pa.Table) -> pa.Table:
     """
     src = table.column("from_nid").to_numpy()
     dst = table.column("to_nid").to_numpy()
-    if src.size and max(int(src.max()), int(dst.max())) < 2**31 and min(src.min(), dst.min()) >= 0:
-        order = np.argsort((src << 32) | dst, kind="stable")
-    else:
-        order = np.lexsort((dst, src))
+    order = transfers.pair_order(src, dst)
     src, dst = src[order], dst[order]
     new_pair = np.ones(src.size, dtype=bool)
     new_pair[1:] = (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])
@@ -128,7 +126,13 @@ def _aggregate_transfers(table: pa.Table) -> pa.Table:
     amounts: npt.NDArray[np.float64] = np.zeros(starts.size)
     if starts.size:
         amounts = np.add.reduceat(table.column("amount").to_numpy()[order], starts)
-    ts = table.column("ts").combine_chunks().take(pa.array(order))
+    raw_ts = table.column("ts").combine_chunks()
+
+    def ts(sorted_rows: npt.NDArray[np.int64]) -> pa.Array:
+        """Timestamps at positions of the sorted order (only those are taken: the column
+        in full order is never built)."""
+        return raw_ts.take(pa.array(order[sorted_rows]))
+
     first, last = starts.copy(), starts + counts - 1
     repeated = np.flatnonzero(counts > 1)
     if repeated.size:
@@ -136,7 +140,7 @@ def _aggregate_transfers(table: pa.Table) -> pa.Table:
         # pair with nulls last, the last of a pair with nulls first (nulls never win).
         rows = np.flatnonzero(np.repeat(counts > 1, counts))
         keys = pa.table(
-            {"g": np.repeat(np.arange(repeated.size), counts[repeated]), "ts": ts.take(rows)}
+            {"g": np.repeat(np.arange(repeated.size), counts[repeated]), "ts": ts(rows)}
         )
         ends = np.cumsum(counts[repeated])
         for placement, target, at in (
@@ -154,8 +158,8 @@ def _aggregate_transfers(table: pa.Table) -> pa.Table:
             "key": _empty_strings(starts.size),
             "count": counts.astype(np.int64),
             "total_amount": pa.array(amounts, pa.float64()),
-            "first_ts": ts.take(pa.array(first)),
-            "last_ts": ts.take(pa.array(last)),
+            "first_ts": ts(first),
+            "last_ts": ts(last),
         }
     ).cast(edge_schema(RelType.TRANSFERRED))
 
@@ -1055,7 +1059,9 @@ class SQLiteStore:
         with self._snapshot() as conn:
             bodies = [body for (body,) in conn.execute(sql.TRANSFER_BLOCKS, (transfers.OUT,))]
         schema = edge_schema(RelType.TRANSFERRED)
-        parts = [transfers.decode(body, stored) for body in bodies]
+        # Decompression releases the GIL: blocks decode on two threads.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            parts = list(pool.map(partial(transfers.decode, columns=stored), bodies))
         table = (
             pa.concat_tables(parts)
             if parts
@@ -1067,18 +1073,32 @@ class SQLiteStore:
 
     def _transfers_of(self, nid: int, direction: Direction) -> list[Edge]:
         """The TRANSFERRED edges of a node: out ones by dst, then in ones by src."""
-        found = []
-        for code, wanted in ((transfers.OUT, Direction.OUT), (transfers.IN, Direction.IN)):
-            if direction not in (wanted, Direction.BOTH):
-                continue
-            row = self._conn.execute(sql.TRANSFER_BLOCK_OF, (code, nid)).fetchone()
+        out_blocks: dict[int, pa.Table] = {}
+
+        def out_rows(src: int) -> pa.Table | None:
+            row = self._conn.execute(sql.TRANSFER_BLOCK_OF, (transfers.OUT, src)).fetchone()
             if row is None:
-                continue
-            part = transfers.rows_of(transfers.decode(row[0]), code, nid)
-            if code == transfers.IN and direction is Direction.BOTH:
-                # a self loop came back with the out edges already
-                part = part.filter(pc.not_equal(part.column("src"), nid))
-            found.append(part)
+                return None
+            if row[0] not in out_blocks:
+                out_blocks[row[0]] = transfers.decode(row[1])
+            return transfers.rows_of(out_blocks[row[0]], transfers.OUT, src)
+
+        found = []
+        if direction in (Direction.OUT, Direction.BOTH) and (edges := out_rows(nid)) is not None:
+            found.append(edges)
+        if direction in (Direction.IN, Direction.BOTH):
+            row = self._conn.execute(sql.TRANSFER_BLOCK_OF, (transfers.IN, nid)).fetchone()
+            pairs = (
+                transfers.rows_of(transfers.decode(row[1]), transfers.IN, nid)
+                if row is not None
+                else None
+            )
+            for src in [] if pairs is None else pairs.column("src").to_pylist():
+                if src == nid and direction is Direction.BOTH:
+                    continue  # a self loop came back with the out edges already
+                edges = out_rows(src)
+                assert edges is not None, f"transfer index names {src}, whose block is gone"
+                found.append(edges.filter(pc.equal(edges.column("dst"), nid)))
         rows = [row for part in found for row in part.to_pylist()]
         ends = sorted({r[end] for r in rows for end in ("src", "dst")})
         id_of = dict(self._conn.execute(sql.INFERRED_IDS_OF_NIDS, (json.dumps(ends),)))

@@ -5,11 +5,13 @@ transaction and rebuilt as a whole by `rebuild_transfers`, never upserted row by
 million pairs as B-tree rows, with an index on `dst`, were the largest part of a bulk load; as
 blocks they are a few thousand SQLite rows.
 
-The edges are kept twice: sorted by (src, dst) for `out` reads and whole-table streams, and by
-(dst, src) for `in` reads. A block holds the edges of a run of nids of its sorted end, and all
-edges of one nid live in one block, so the block of a nid is the last one starting at or
-before it. A block's body is one LZ4-compressed Arrow IPC stream of `COLUMNS` (`key` is always
-empty for an aggregate and is not stored).
+Each edge is kept once, in the `out` blocks: sorted by (src, dst), they serve `out` reads and
+whole-table streams. The `in` blocks are an index: the (dst, src) pairs sorted by dst, so an
+`in` read finds the sources of a node and reads each edge from its source's `out` block. A
+block holds the rows of a run of nids of its sorted end, and all rows of one nid live in one
+block, so the block of a nid is the last one starting at or before it. A block's body is one
+LZ4-compressed Arrow IPC stream: `COLUMNS` for `out` (`key` is always empty for an aggregate
+and is not stored), `INDEX_COLUMNS` for `in`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ OUT, IN = 0, 1
 # a block of its own; otherwise a block holds fewer than twice this.
 BLOCK_ROWS = 4096
 COLUMNS = ("src", "dst", "count", "total_amount", "first_ts", "last_ts")
+INDEX_COLUMNS = ("dst", "src")
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 
 
@@ -46,7 +49,7 @@ def encode(table: pa.Table) -> bytes:
 
 
 def decode(body: bytes, columns: Sequence[str] | None = None) -> pa.Table:
-    """A block's table, with only `columns` decoded (all of `COLUMNS` when None)."""
+    """A block's table, with only `columns` of an `out` block decoded (all when None)."""
     options = None
     if columns is not None:
         options = pa.ipc.IpcReadOptions(included_fields=sorted(COLUMNS.index(c) for c in columns))
@@ -63,11 +66,21 @@ def blocks(edges: pa.Table) -> Iterator[tuple[int, int, int, bytes]]:
     for start, stop in _spans(block_starts(src, BLOCK_ROWS), src.size):
         yield OUT, int(src[start]), stop - start, encode(edges.slice(start, stop - start))
     dst = edges.column("dst").to_numpy()
-    order = np.lexsort((src, dst))
-    by_dst = dst[order]
+    order = pair_order(dst, src)
+    by_dst, by_src = dst[order], src[order]
     for start, stop in _spans(block_starts(by_dst, BLOCK_ROWS), src.size):
-        part = edges.take(pa.array(order[start:stop]))
+        part = pa.table({"dst": by_dst[start:stop], "src": by_src[start:stop]})
         yield IN, int(by_dst[start]), stop - start, encode(part)
+
+
+def pair_order(major: npt.NDArray[np.int64], minor: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """The stable order of rows by (major, minor): one int64 key when both fit in 31 bits
+    (several times faster than `np.lexsort`)."""
+    if major.size == 0 or min(major.min(), minor.min()) < 0:
+        return np.lexsort((minor, major))
+    if max(int(major.max()), int(minor.max())) >= 2**31:
+        return np.lexsort((minor, major))
+    return np.argsort((major << 32) | minor, kind="stable")
 
 
 def _spans(starts: npt.NDArray[np.intp], total: int) -> Iterator[tuple[int, int]]:
@@ -75,7 +88,8 @@ def _spans(starts: npt.NDArray[np.intp], total: int) -> Iterator[tuple[int, int]
 
 
 def rows_of(block: pa.Table, direction: int, nid: int) -> pa.Table:
-    """The edges of `nid` in a decoded block of `direction` (empty when it has none)."""
+    """The rows of `nid` in a decoded block of `direction` (empty when it has none): its
+    edges in an `out` block, its (dst, src) pairs in an `in` block."""
     keys = block.column("src" if direction == OUT else "dst").to_numpy()
     lo, hi = np.searchsorted(keys, [nid, nid + 1])
     return block.slice(int(lo), int(hi - lo))

@@ -204,3 +204,19 @@ def test_a_schema_5_store_keeps_its_transfers(tmp_path: Path) -> None:
         ).fetchone()[0]
     assert "rel_transferred" not in tables
     assert copies == 0
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(-3, 2**33), st.integers(-3, 2**33))
+        | st.tuples(st.integers(0, 9), st.integers(0, 9)),
+        max_size=60,
+    )
+)
+def test_pair_order_sorts_by_major_then_minor_and_keeps_ties_in_place(
+    rows: list[tuple[int, int]],
+) -> None:
+    major = np.array([r[0] for r in rows], np.int64)
+    minor = np.array([r[1] for r in rows], np.int64)
+    expected = sorted(range(len(rows)), key=lambda i: rows[i])  # Python's sort is stable
+    assert transfers.pair_order(major, minor).tolist() == expected
