@@ -1098,7 +1098,9 @@ class SQLiteStore:
                     continue  # a self loop came back with the out edges already
                 edges = out_rows(src)
                 assert edges is not None, f"transfer index names {src}, whose block is gone"
-                found.append(edges.filter(pc.equal(edges.column("dst"), nid)))
+                # a sender's edges are in dst order, one per receiver
+                at = int(np.searchsorted(edges.column("dst").to_numpy(), nid))
+                found.append(edges.slice(at, 1))
         rows = [row for part in found for row in part.to_pylist()]
         ends = sorted({r[end] for r in rows for end in ("src", "dst")})
         id_of = dict(self._conn.execute(sql.INFERRED_IDS_OF_NIDS, (json.dumps(ends),)))
@@ -1312,6 +1314,7 @@ class SQLiteStore:
     # Arrow columns, so a projection reads a few blobs instead of millions of rows. A copy is
     # served only while its version equals the counter that every write to its rows bumps in
     # the same transaction; otherwise the rows are read and the copy is written anew.
+    # TRANSFERRED needs no copy: its blocks are columns already.
     def node_columns(self) -> pa.Table:
         """Columns `nid` (ascending), `id`, `label` (dictionary-encoded) of every node."""
         return self._columns(
