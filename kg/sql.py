@@ -267,12 +267,32 @@ MAX_PARAMETERS = 999
 
 
 @lru_cache(maxsize=256)
-def multi_row(statement: str, rows: int) -> str:
-    """A one-row `INSERT ... VALUES (...)` statement of this module with `rows` value groups:
-    one step stores many rows, so the per-row cost of the binding layer is paid once."""
+def multi_row(statement: str, rows: int, constants: tuple[bool | None, ...]) -> str:
+    """A one-row `INSERT ... VALUES (?, ...)` statement of this module with `rows` value
+    groups: one step stores many rows, so the per-row cost of the binding layer is paid once.
+
+    `constants` says per column whether it varies by row (False: a parameter per row), is one
+    value for every row (True: one shared parameter, bound first) or is NULL throughout
+    (None: the literal). Parameters are numbered: the shared ones, then the rows in order.
+    """
     head, rest = statement.split(" VALUES (", 1)
     group, tail = rest.split(")", 1)
-    return f"{head} VALUES " + ", ".join([f"({group})"] * rows) + tail
+    assert [m.strip() for m in group.split(",")] == ["?"] * len(constants), statement
+    shared = [k for k, constant in enumerate(constants) if constant]
+    varying = [k for k, constant in enumerate(constants) if constant is False]
+    groups = []
+    for row in range(rows):
+        first = len(shared) + row * len(varying) + 1
+        marks = []
+        for k, constant in enumerate(constants):
+            if constant is None:
+                marks.append("NULL")
+            elif constant:
+                marks.append(f"?{shared.index(k) + 1}")
+            else:
+                marks.append(f"?{first + varying.index(k)}")
+        groups.append(f"({', '.join(marks)})")
+    return f"{head} VALUES " + ", ".join(groups) + tail
 
 
 NEXT_NID = "SELECT coalesce(max(nid), 0) + 1 FROM nodes"

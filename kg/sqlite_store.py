@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import chain, repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -173,6 +173,15 @@ def _copy_layout(table: pa.Table, name: str) -> pa.Table:
     return table.set_column(index, "label", pc.dictionary_encode(table.column("label")))
 
 
+# Values bound to a column of an INSERT: one per row, or `repeat(v)` for the same in every row
+# (`repeat[Any]` as a string: the class is not subscriptable at runtime).
+Values = Union[list[Any], "repeat[Any]"]
+
+
+def _rows_at(column: Values, rows: list[int]) -> Values:
+    return column if isinstance(column, repeat) else [column[i] for i in rows]
+
+
 def _tables_from_rows(
     cursor: sqlite3.Cursor, schema: pa.Schema, batch_size: int
 ) -> Iterator[pa.Table]:
@@ -201,6 +210,24 @@ def _column_values(table: pa.Table, name: str, kind: PropType | None = None) -> 
     return values
 
 
+# Columns one batch of the ingest fills with one value (its file, its job; `key` of most
+# edge types), worth a check that lets them be bound once per statement.
+_OFTEN_CONSTANT = frozenset({"_source", "_job", "key"})
+
+
+def _bound(table: pa.Table, name: str, kind: PropType | None = None) -> Values:
+    """A column as `_insert_columns` binds it: `repeat(None)` when absent or all null, one
+    repeated value for a constant provenance or key column, else the values."""
+    if name not in table.column_names or table.column(name).null_count == table.num_rows:
+        return repeat(None)
+    column = table.column(name)
+    if name in _OFTEN_CONSTANT and column.null_count == 0 and table.num_rows:
+        bounds = pc.min_max(column)
+        if bounds["min"] == bounds["max"]:
+            return repeat(_column_values(table.slice(0, 1), name, kind)[0])
+    return _column_values(table, name, kind)
+
+
 def _text_column(table: pa.Table, name: str) -> pa.ChunkedArray | pa.Array:
     """A column as text the way `_column_values` binds it (dates and timestamps in ISO
     form), staying in Arrow; null when absent."""
@@ -218,11 +245,12 @@ def _arrow_column(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
     return pa.array(values, type=type_)
 
 
-def _extra_json(table: pa.Table, known: set[str]) -> list[str | None]:
-    """Unknown columns are kept as properties: one JSON object per row, None when all null."""
+def _extra_json(table: pa.Table, known: set[str]) -> Values:
+    """Unknown columns are kept as properties: one JSON object per row, None when all null
+    (`repeat(None)` when there are no unknown columns)."""
     extra_cols = [c for c in table.column_names if c not in known]
     if not extra_cols:
-        return [None] * table.num_rows
+        return repeat(None)
     values = {c: table.column(c).to_pylist() for c in extra_cols}
     out: list[str | None] = []
     for i in range(table.num_rows):
@@ -615,24 +643,37 @@ class SQLiteStore:
             self._local.depth = 0
         return conn
 
-    def _insert_columns(
-        self, statement: str, columns: Sequence[Sequence[Any] | repeat[Any]]
-    ) -> None:
+    def _insert_columns(self, statement: str, columns: Sequence[Values]) -> None:
         """A one-row INSERT over column lists (a `repeat` for a constant; at least one list),
-        sent as statements of many rows each, in row order."""
-        width = len(columns)
-        values = list(chain.from_iterable(zip(*columns, strict=False)))  # repeat() is endless
-        count = len(values) // width if width else 0
-        per = max(1, min(_ROWS_PER_STATEMENT, sql.MAX_PARAMETERS // width))
+        sent as statements of many rows each, in row order. A constant is bound once per
+        statement (NULL is written as the literal), not once per row."""
+        constants: list[bool | None] = []
+        shared: list[Any] = []
+        for column in columns:
+            if not isinstance(column, repeat):
+                constants.append(False)
+                continue
+            value = next(column)
+            constants.append(None if value is None else True)
+            if value is not None:
+                shared.append(value)
+        varying = [c for c in columns if not isinstance(c, repeat)]
+        width = len(varying)
+        values = list(chain.from_iterable(zip(*varying, strict=True)))
+        count = len(values) // width
+        per = max(1, min(_ROWS_PER_STATEMENT, (sql.MAX_PARAMETERS - len(shared)) // width))
         full = count // per
         if full:
             step = per * width
             self._conn.executemany(
-                sql.multi_row(statement, per),
-                [values[i * step : (i + 1) * step] for i in range(full)],
+                sql.multi_row(statement, per, tuple(constants)),
+                [shared + values[i * step : (i + 1) * step] for i in range(full)],
             )
         if count % per:
-            self._conn.execute(sql.multi_row(statement, count % per), values[full * per * width :])
+            self._conn.execute(
+                sql.multi_row(statement, count % per, tuple(constants)),
+                shared + values[full * per * width :],
+            )
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -847,25 +888,32 @@ class SQLiteStore:
         for start in range(0, rows.num_rows, _WRITE_CHUNK):
             chunk = rows.slice(start, _WRITE_CHUNK)
             chunk_nids = nids[start : start + _WRITE_CHUNK].tolist()
-            names = _column_values(chunk, "name", "str") if has_name else repeat(None)
+            names = _bound(chunk, "name", "str") if has_name else repeat(None)
             if new:
                 ids = _column_values(chunk, "id", "str")
-                provenance = [_column_values(chunk, c) for c in PROVENANCE_COLUMNS]
+                provenance = [_bound(chunk, c) for c in PROVENANCE_COLUMNS]
                 self._insert_columns(
                     sql.NODES_INSERT, [chunk_nids, ids, repeat(label.value), names, *provenance]
                 )
             elif has_name:
                 pairs = zip(names, chunk_nids, strict=False)  # names may be repeat(None)
                 self._conn.executemany(sql.NODE_NAME_MERGE, [p for p in pairs if p[0] is not None])
-            props = [chunk_nids, *(_column_values(chunk, p, k) for p, k in schema.props.items())]
-            props.append(_extra_json(chunk, known))
+            props: list[Values] = [
+                chunk_nids,
+                *(_bound(chunk, p, k) for p, k in schema.props.items()),
+                _extra_json(chunk, known),
+            ]
             if not any(p in chunk.column_names for p in schema.props):
                 # Nothing but maybe unknown columns (devices): a node without properties
                 # needs no row in its label's table.
-                kept = [i for i, extra in enumerate(props[-1]) if extra is not None]
-                props = [[column[i] for i in kept] for column in props]
-            if props[0]:
-                self._insert_columns(sql.node_props_upsert(label), props)
+                extra = props[-1]
+                kept = []
+                if not isinstance(extra, repeat):
+                    kept = [i for i, e in enumerate(extra) if e is not None]
+                props = [_rows_at(column, kept) for column in props]
+                if not kept:
+                    continue
+            self._insert_columns(sql.node_props_upsert(label), props)
 
     def upsert_edges(self, rel_type: RelType, rows: pa.Table) -> int:
         rel_type = RelType(rel_type)
@@ -907,10 +955,11 @@ class SQLiteStore:
             for start in range(0, rows.num_rows, _WRITE_CHUNK):
                 chunk = rows.slice(start, _WRITE_CHUNK)
                 part = slice(start, start + _WRITE_CHUNK)
-                columns = [src[part].tolist(), dst[part].tolist(), keys[part].to_pylist()]
-                columns += [_column_values(chunk, p, k) for p, k in schema.props.items()]
+                columns: list[Values] = [src[part].tolist(), dst[part].tolist()]
+                columns.append(_bound(pa.table({"key": keys[part]}), "key"))
+                columns += [_bound(chunk, p, k) for p, k in schema.props.items()]
                 columns.append(_extra_json(chunk, known))
-                columns += [_column_values(chunk, c) for c in PROVENANCE_COLUMNS]
+                columns += [_bound(chunk, c) for c in PROVENANCE_COLUMNS]
                 self._insert_columns(statement, columns)
             bulk = self._bulk()
             if bulk is not None and rel_type in bulk.edges:

@@ -21,6 +21,7 @@ import pytest
 import kg.sqlite_store as sqlite_store
 from ingest.generator import generate_bank
 from ingest.pipeline import IngestError, ingest_directory
+from kg import sql
 from kg.model import Label, RelType
 from kg.sqlite_store import SQLiteStore
 from kg.store import StoreError, edge_columns, node_columns
@@ -418,3 +419,10 @@ def test_a_bulk_load_builds_the_node_id_index_again_and_it_keeps_ids_unique(
 def aliases(store: SQLiteStore) -> list[str]:
     with sqlite3.connect(store.path) as conn:
         return [a for (a,) in conn.execute("SELECT alias FROM aliases")]
+
+
+def test_a_multi_row_statement_binds_a_constant_once_and_writes_null_as_a_literal() -> None:
+    statement = sql.multi_row(
+        "INSERT INTO t (a, b, c, d) VALUES (?, ?, ?, ?)", 2, (False, True, None, False)
+    )
+    assert statement == "INSERT INTO t (a, b, c, d) VALUES (?2, ?1, NULL, ?3), (?4, ?1, NULL, ?5)"

@@ -79,6 +79,54 @@ def test_node_properties_and_provenance_round_trip(store: GraphStore) -> None:
     assert company is not None and company.props["is_financial"] is True
 
 
+def test_each_row_keeps_its_own_provenance_and_key_in_a_mixed_batch(store: GraphStore) -> None:
+    """Rows of one batch that share a source, a job or a key and rows that do not."""
+    store.upsert_nodes(
+        Label.PERSON,
+        pa.table(
+            {
+                "id": ["p1", "p2", "p3"],
+                "name": ["甲", None, "丙"],
+                "_source": ["a.csv", "b.csv", "a.csv"],
+                "_line": [2, 3, 4],
+                "_job": ["job-1", "job-1", "job-1"],
+            }
+        ),
+    )
+    store.upsert_edges(
+        RelType.RELATIVE_OF,
+        pa.table(
+            {
+                "src": ["p1", "p1", "p2"],
+                "dst": ["p2", "p3", "p3"],
+                "key": ["spouse", "spouse", "sibling"],
+                "relation": ["spouse", "spouse", "sibling"],
+                "_source": ["k.csv"] * 3,
+                "_line": [5, 6, 7],
+                "_job": [None, "job-2", "job-2"],
+            }
+        ),
+    )
+    seen = {}
+    for node_id in ("p1", "p2", "p3"):
+        node = store.get_node(node_id)
+        assert node is not None and node.provenance is not None
+        seen[node_id] = (node.props.get("name"), node.provenance.source, node.provenance.line)
+    assert seen == {"p1": ("甲", "a.csv", 2), "p2": (None, "b.csv", 3), "p3": ("丙", "a.csv", 4)}
+    edges = {(e.src, e.dst): e for e in store.neighbours("p3", RelType.RELATIVE_OF)}
+    assert {pair: e.key for pair, e in edges.items()} == {
+        ("p1", "p3"): "spouse",
+        ("p2", "p3"): "sibling",
+    }
+    assert all(e.provenance is not None for e in edges.values())
+    assert {pair: e.provenance.job_id for pair, e in edges.items() if e.provenance} == {
+        ("p1", "p3"): "job-2",
+        ("p2", "p3"): "job-2",
+    }
+    [first] = store.neighbours("p2", RelType.RELATIVE_OF, Direction.IN)
+    assert first.provenance is not None and first.provenance.line == 5
+
+
 def test_unknown_columns_are_kept_as_properties(store: GraphStore) -> None:
     store.upsert_nodes(Label.PERSON, pa.table({"id": ["p9"], "name": ["赵六"], "vip": ["gold"]}))
     node = store.get_node("p9")
