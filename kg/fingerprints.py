@@ -1,9 +1,10 @@
 """64-bit fingerprints of values, kept sorted to ask "seen before?" of a whole column at once.
 
-A fingerprint is Python's hash of the value (a string, or a tuple of them): stable within a
-process, which is all one job needs. A clash only makes a new value look seen, so a caller
-either compares the suspects themselves (the SQLite store's txn_ids) or takes the cautious
-path for them (the Neo4j store merges instead of creating).
+A fingerprint of a string column is computed from its bytes with numpy (`string_fingerprints`:
+no Python object per value); of other values it is Python's hash (a tuple of strings, stable
+within a process, which is all one job needs). A clash only makes a new value look seen, so a
+caller either compares the suspects themselves (the SQLite store's txn_ids) or takes the
+cautious path for them (the Neo4j store merges instead of creating).
 """
 
 from __future__ import annotations
@@ -13,11 +14,64 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 
 def fingerprints(values: Iterable[Hashable], count: int) -> npt.NDArray[np.int64]:
     """The fingerprint of each of `count` values."""
     return np.fromiter(map(hash, values), np.int64, count=count)
+
+
+# Bytes of a string that enter its fingerprint (with its length); longer strings share a
+# fingerprint when they share these, which callers resolve by comparing the strings.
+_HASHED_BYTES = 256
+# Rows fingerprinted at a time: bounds the byte matrix of a column of long strings.
+_ROWS_AT_ONCE = 1 << 18
+_SEED = np.uint64(0x9E3779B97F4A7C15)
+_MULTIPLIER = np.uint64(0xBF58476D1CE4E5B9)
+
+
+def string_fingerprints(values: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.int64]:
+    """The fingerprint of each string of an Arrow column (0 for a null), from its bytes: equal
+    strings always get equal fingerprints, in every process."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    values = values.cast(pa.large_string())
+    out = np.zeros(len(values), np.int64)
+    for start in range(0, len(values), _ROWS_AT_ONCE):
+        part = values.slice(start, _ROWS_AT_ONCE)
+        out[start : start + len(part)] = _fingerprint_part(part)
+    out[~np.asarray(values.is_valid().to_numpy(zero_copy_only=False), bool)] = 0
+    return out
+
+
+def _fingerprint_part(values: pa.Array) -> npt.NDArray[np.int64]:
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    _, offsets_buffer, data_buffer = values.buffers()
+    offsets = np.frombuffer(offsets_buffer, np.int64, count=n + 1, offset=values.offset * 8)
+    data = np.zeros(1, np.uint8) if data_buffer is None else np.frombuffer(data_buffer, np.uint8)
+    lengths = np.diff(offsets)
+    kept = np.minimum(lengths, _HASHED_BYTES)
+    width = max(8, -(-int(kept.max()) // 8) * 8)
+    # The kept bytes of each string, zero-padded to a whole number of 8-byte words.
+    matrix = np.zeros((n, width), np.uint8)
+    first = int(offsets[0])
+    if (kept == lengths).all() and (lengths == lengths[0]).all():  # one length: a reshape
+        size = int(lengths[0])
+        matrix[:, :size] = data[first : first + n * size].reshape(n, size)
+    else:
+        rows = np.repeat(np.arange(n), kept)
+        columns = np.arange(rows.size) - np.repeat(np.cumsum(kept) - kept, kept)
+        matrix[rows, columns] = data[np.repeat(offsets[:-1], kept) + columns]
+    words = matrix.view(np.uint64)
+    hashed = lengths.astype(np.uint64) * _SEED
+    with np.errstate(over="ignore"):
+        for column in range(words.shape[1]):
+            hashed = (hashed ^ words[:, column]) * _MULTIPLIER
+            hashed ^= hashed >> np.uint64(31)
+    return hashed.view(np.int64)
 
 
 def sorted_member(ordered: npt.NDArray[Any], values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:

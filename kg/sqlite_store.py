@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from kg import inferred_blocks as blocks
 from kg import sql
 from kg import transfer_blocks as transfers
-from kg.fingerprints import SortedFingerprints, fingerprints, sorted_member
+from kg.fingerprints import SortedFingerprints, sorted_member, string_fingerprints
 from kg.id_index import ALL_LABELS, LABELS, NodeIdIndex
 from kg.model import (
     NODE_SCHEMAS,
@@ -454,7 +454,7 @@ def _strings(column: pa.Array | pa.ChunkedArray) -> pa.Array:
 class _TxnIds:
     """The txn_ids stored so far, to skip the ones seen before.
 
-    A batch is checked against 64-bit fingerprints (Python's string hash) kept sorted, so its
+    A batch is checked against 64-bit fingerprints of their bytes kept sorted, so its
     cost does not grow with what is stored; only rows whose fingerprint was seen before (a
     repeat, or a rare collision) are compared as strings.
     """
@@ -465,14 +465,14 @@ class _TxnIds:
 
     def add(self, txn_ids: pa.Array, prints: npt.NDArray[np.int64] | None = None) -> None:
         """Txn_ids now stored (`prints` their fingerprints, when known)."""
-        prints = _fingerprints(txn_ids) if prints is None else prints
+        prints = string_fingerprints(txn_ids) if prints is None else prints
         self._chunks.append((txn_ids, prints))
         self._seen.add(prints)
 
     def new_rows(self, txn_ids: pa.Array) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
         """True on the first row of each txn_id not stored yet; and every row's fingerprint
         (for `add`)."""
-        prints = _fingerprints(txn_ids)
+        prints = string_fingerprints(txn_ids)
         order = np.argsort(prints)
         ordered = prints[order]
         same = ordered[1:] == ordered[:-1]
@@ -493,10 +493,6 @@ class _TxnIds:
             first[np.unique(codes, return_index=True)[1]] = True
             keep[rows[first & ~old]] = True
         return keep, prints
-
-
-def _fingerprints(values: pa.Array) -> npt.NDArray[np.int64]:
-    return fingerprints(values.to_pylist(), len(values))
 
 
 @dataclass(slots=True)

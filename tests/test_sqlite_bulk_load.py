@@ -274,7 +274,7 @@ def test_a_txn_id_is_stored_once_whatever_its_fingerprint(
 ) -> None:
     if collide:  # every id shares one fingerprint: only the exact comparison decides
         monkeypatch.setattr(
-            sqlite_store, "_fingerprints", lambda values: np.full(len(values), 7, np.int64)
+            sqlite_store, "string_fingerprints", lambda values: np.full(len(values), 7, np.int64)
         )
     store = SQLiteStore(tmp_path / "kg.db")
     store.upsert_nodes(Label.ACCOUNT, pa.table({"id": ["A1", "A2"]}))
