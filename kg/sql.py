@@ -219,7 +219,8 @@ def _schema_v6() -> list[str]:
     """
     return [
         "CREATE TABLE transfer_blocks (dir INTEGER NOT NULL, lo INTEGER NOT NULL, "
-        "rows INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (dir, lo)) WITHOUT ROWID",
+        "rows INTEGER NOT NULL, body BLOB NOT NULL, times BLOB, PRIMARY KEY (dir, lo)) "
+        "WITHOUT ROWID",
         "CREATE TABLE nodes_v6 (nid INTEGER PRIMARY KEY, id TEXT NOT NULL, "
         "label TEXT NOT NULL, name TEXT, _source TEXT, _line INTEGER, _job TEXT)",
         "INSERT INTO nodes_v6 (nid, id, label, name, _source, _line, _job) "
@@ -349,12 +350,15 @@ COUNT_TXNS = "SELECT coalesce(sum(rows), 0) FROM txn_segments"
 
 # --- TRANSFERRED edges (schema 6: compressed blocks, see kg.transfer_blocks) ---------------
 TRANSFER_BLOCKS_CLEAR = "DELETE FROM transfer_blocks"
-TRANSFER_BLOCK_INSERT = "INSERT INTO transfer_blocks (dir, lo, rows, body) VALUES (?, ?, ?, ?)"
+TRANSFER_BLOCK_INSERT = (
+    "INSERT INTO transfer_blocks (dir, lo, rows, body, times) VALUES (?, ?, ?, ?, ?)"
+)
 # The block holding a nid's edges in one direction: the last one starting at or before it.
 TRANSFER_BLOCK_OF = (
-    "SELECT lo, body FROM transfer_blocks WHERE dir = ? AND lo <= ? ORDER BY lo DESC LIMIT 1"
+    "SELECT lo, body, times FROM transfer_blocks WHERE dir = ? AND lo <= ? ORDER BY lo DESC LIMIT 1"
 )
 TRANSFER_BLOCKS = "SELECT body FROM transfer_blocks WHERE dir = ? ORDER BY lo"
+TRANSFER_BLOCKS_WITH_TIMES = "SELECT body, times FROM transfer_blocks WHERE dir = ? ORDER BY lo"
 COUNT_TRANSFERS = "SELECT coalesce(sum(rows), 0) FROM transfer_blocks WHERE dir = ?"
 # Schema 5 rows carried into blocks by the migration to schema 6.
 TRANSFERS_V5_ROWS = (

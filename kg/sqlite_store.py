@@ -14,7 +14,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from itertools import chain, repeat
 from pathlib import Path
 from typing import Any, Union
@@ -1099,21 +1098,18 @@ class SQLiteStore:
         return int(grouped.num_rows)
 
     def _transfer_columns(self, columns: Sequence[str]) -> pa.Table:
-        """All TRANSFERRED edges in (src, dst) order, with the named `edge_batches` columns."""
-        stored = [c for c in columns if c != "key"]
+        """All TRANSFERRED edges in (src, dst) order, with the named `edge_batches` columns
+        (the timestamp text is read only when asked for)."""
+        with_times = any(c in transfers.TIME_COLUMNS for c in columns)
+        query = sql.TRANSFER_BLOCKS_WITH_TIMES if with_times else sql.TRANSFER_BLOCKS
         with self._snapshot() as conn:
-            bodies = [body for (body,) in conn.execute(sql.TRANSFER_BLOCKS, (transfers.OUT,))]
-        schema = edge_schema(RelType.TRANSFERRED)
+            stored = conn.execute(query, (transfers.OUT,)).fetchall()
         # Decompression releases the GIL: blocks decode on two threads.
         with ThreadPoolExecutor(max_workers=2) as pool:
-            parts = list(pool.map(partial(transfers.decode, columns=stored), bodies))
-        table = (
-            pa.concat_tables(parts)
-            if parts
-            else pa.schema([schema.field(c) for c in stored]).empty_table()
-        )
-        if "key" in columns:
-            table = table.append_column("key", _empty_strings(table.num_rows))
+            parts = list(pool.map(lambda row: transfers.decode(*row), stored))
+        schema = edge_schema(RelType.TRANSFERRED)
+        table = pa.concat_tables(parts) if parts else schema.empty_table().drop_columns(["key"])
+        table = table.append_column("key", _empty_strings(table.num_rows))
         return table.select(list(columns))
 
     def _transfers_of(self, nid: int, direction: Direction) -> list[Edge]:
@@ -1125,7 +1121,7 @@ class SQLiteStore:
             if row is None:
                 return None
             if row[0] not in out_blocks:
-                out_blocks[row[0]] = transfers.decode(row[1])
+                out_blocks[row[0]] = transfers.decode(row[1], row[2])
             return transfers.rows_of(out_blocks[row[0]], transfers.OUT, src)
 
         found = []
@@ -1134,7 +1130,7 @@ class SQLiteStore:
         if direction in (Direction.IN, Direction.BOTH):
             row = self._conn.execute(sql.TRANSFER_BLOCK_OF, (transfers.IN, nid)).fetchone()
             pairs = (
-                transfers.rows_of(transfers.decode(row[1]), transfers.IN, nid)
+                transfers.rows_of(transfers.decode(row[1], row[2]), transfers.IN, nid)
                 if row is not None
                 else None
             )

@@ -9,14 +9,16 @@ Each edge is kept once, in the `out` blocks: sorted by (src, dst), they serve `o
 whole-table streams. The `in` blocks are an index: the (dst, src) pairs sorted by dst, so an
 `in` read finds the sources of a node and reads each edge from its source's `out` block. A
 block holds the rows of a run of nids of its sorted end, and all rows of one nid live in one
-block, so the block of a nid is the last one starting at or before it. A block's body is one
-LZ4-compressed Arrow IPC stream: `COLUMNS` for `out` (`key` is always empty for an aggregate
-and is not stored), `INDEX_COLUMNS` for `in`.
+block, so the block of a nid is the last one starting at or before it. A block is stored as
+LZ4-compressed Arrow IPC streams: an `out` block as `NUMBER_COLUMNS` (`body`) and
+`TIME_COLUMNS` (`times`) apart, so a projection, which reads counts and amounts, never reads
+the timestamp text that makes up most of the bytes; an `in` block as `INDEX_COLUMNS`. `key` is
+always empty for an aggregate and is not stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from itertools import pairwise
 
 import numpy as np
@@ -27,7 +29,9 @@ OUT, IN = 0, 1
 # Target rows of a block: a point read decodes one block. A nid with more edges than this gets
 # a block of its own; otherwise a block holds fewer than twice this.
 BLOCK_ROWS = 4096
-COLUMNS = ("src", "dst", "count", "total_amount", "first_ts", "last_ts")
+NUMBER_COLUMNS = ("src", "dst", "count", "total_amount")
+TIME_COLUMNS = ("first_ts", "last_ts")
+COLUMNS = NUMBER_COLUMNS + TIME_COLUMNS
 INDEX_COLUMNS = ("dst", "src")
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 
@@ -48,29 +52,36 @@ def encode(table: pa.Table) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def decode(body: bytes, columns: Sequence[str] | None = None) -> pa.Table:
-    """A block's table, with only `columns` of an `out` block decoded (all when None)."""
-    options = None
-    if columns is not None:
-        options = pa.ipc.IpcReadOptions(included_fields=sorted(COLUMNS.index(c) for c in columns))
-    with pa.ipc.open_stream(pa.py_buffer(body), options=options) as reader:
-        table = reader.read_all()
-    return table if columns is None else table.select(list(columns))
+def decode(body: bytes, times: bytes | None = None) -> pa.Table:
+    """A block's table: its `body` columns, then the `TIME_COLUMNS` when `times` is given."""
+    table = _read(body)
+    if times is not None:
+        for name, column in zip(TIME_COLUMNS, _read(times).columns, strict=True):
+            table = table.append_column(name, column)
+    return table
 
 
-def blocks(edges: pa.Table) -> Iterator[tuple[int, int, int, bytes]]:
-    """(direction, first nid, rows, body) of every block of `edges`: the `COLUMNS` of the
-    aggregated transfers, sorted by (src, dst); `out` blocks first, then `in` blocks."""
-    edges = edges.select(list(COLUMNS))
+def _read(stream: bytes) -> pa.Table:
+    with pa.ipc.open_stream(pa.py_buffer(stream)) as reader:
+        return reader.read_all()
+
+
+def blocks(edges: pa.Table) -> Iterator[tuple[int, int, int, bytes, bytes | None]]:
+    """(direction, first nid, rows, body, times) of every block of `edges`: the `COLUMNS` of
+    the aggregated transfers, sorted by (src, dst); `out` blocks first, then `in` blocks
+    (which have no times)."""
+    numbers, times = edges.select(list(NUMBER_COLUMNS)), edges.select(list(TIME_COLUMNS))
     src = edges.column("src").to_numpy()
     for start, stop in _spans(block_starts(src, BLOCK_ROWS), src.size):
-        yield OUT, int(src[start]), stop - start, encode(edges.slice(start, stop - start))
+        rows = stop - start
+        body, text = encode(numbers.slice(start, rows)), encode(times.slice(start, rows))
+        yield OUT, int(src[start]), rows, body, text
     dst = edges.column("dst").to_numpy()
     order = pair_order(dst, src)
     by_dst, by_src = dst[order], src[order]
     for start, stop in _spans(block_starts(by_dst, BLOCK_ROWS), src.size):
         part = pa.table({"dst": by_dst[start:stop], "src": by_src[start:stop]})
-        yield IN, int(by_dst[start]), stop - start, encode(part)
+        yield IN, int(by_dst[start]), stop - start, encode(part), None
 
 
 def pair_order(major: npt.NDArray[np.int64], minor: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
