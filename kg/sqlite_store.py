@@ -150,6 +150,13 @@ def _aggregate_transfers(table: pa.Table) -> pa.Table:
                 keys, sort_keys=[("g", "ascending", "at_end"), ("ts", "ascending", placement)]
             )
             target[repeated] = rows[by_ts.to_numpy()[at]]
+    first_ts = ts(first)
+    # A pair of one transaction (most of them) has its first timestamp as its last.
+    last_ts = first_ts
+    if repeated.size:
+        several = np.zeros(starts.size, bool)
+        several[repeated] = True
+        last_ts = pc.replace_with_mask(first_ts, pa.array(several), ts(last[repeated]))
     return pa.table(
         {
             "src": src[starts],
@@ -157,8 +164,8 @@ def _aggregate_transfers(table: pa.Table) -> pa.Table:
             "key": _empty_strings(starts.size),
             "count": counts.astype(np.int64),
             "total_amount": pa.array(amounts, pa.float64()),
-            "first_ts": ts(first),
-            "last_ts": ts(last),
+            "first_ts": first_ts,
+            "last_ts": last_ts,
         }
     ).cast(edge_schema(RelType.TRANSFERRED))
 

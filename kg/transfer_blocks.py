@@ -13,7 +13,8 @@ block, so the block of a nid is the last one starting at or before it. A block i
 LZ4-compressed Arrow IPC streams: an `out` block as `NUMBER_COLUMNS` (`body`) and
 `TIME_COLUMNS` (`times`) apart, so a projection, which reads counts and amounts, never reads
 the timestamp text that makes up most of the bytes; an `in` block as `INDEX_COLUMNS`. `key` is
-always empty for an aggregate and is not stored.
+always empty for an aggregate and is not stored, nor is the last timestamp of a pair of one
+transaction (it is the first).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from itertools import pairwise
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 OUT, IN = 0, 1
 # Target rows of a block: a point read decodes one block. A nid with more edges than this gets
@@ -56,8 +58,9 @@ def decode(body: bytes, times: bytes | None = None) -> pa.Table:
     """A block's table: its `body` columns, then the `TIME_COLUMNS` when `times` is given."""
     table = _read(body)
     if times is not None:
-        for name, column in zip(TIME_COLUMNS, _read(times).columns, strict=True):
-            table = table.append_column(name, column)
+        first, last = _read(times).columns
+        last = pc.if_else(pc.greater(table.column("count"), 1), last, first)
+        table = table.append_column("first_ts", first).append_column("last_ts", last)
     return table
 
 
@@ -70,28 +73,38 @@ def blocks(edges: pa.Table) -> Iterator[tuple[int, int, int, bytes, bytes | None
     """(direction, first nid, rows, body, times) of every block of `edges`: the `COLUMNS` of
     the aggregated transfers, sorted by (src, dst); `out` blocks first, then `in` blocks
     (which have no times)."""
-    numbers, times = edges.select(list(NUMBER_COLUMNS)), edges.select(list(TIME_COLUMNS))
+    numbers = edges.select(list(NUMBER_COLUMNS))
+    several = pc.greater(edges.column("count"), 1)
+    times = pa.table(
+        {
+            "first_ts": edges.column("first_ts"),
+            "last_ts": pc.if_else(several, edges.column("last_ts"), pa.scalar(None, pa.string())),
+        }
+    )
     src = edges.column("src").to_numpy()
     for start, stop in _spans(block_starts(src, BLOCK_ROWS), src.size):
         rows = stop - start
         body, text = encode(numbers.slice(start, rows)), encode(times.slice(start, rows))
         yield OUT, int(src[start]), rows, body, text
     dst = edges.column("dst").to_numpy()
-    order = pair_order(dst, src)
+    order = pair_order(dst, src, stable=False)  # one edge per pair
     by_dst, by_src = dst[order], src[order]
     for start, stop in _spans(block_starts(by_dst, BLOCK_ROWS), src.size):
         part = pa.table({"dst": by_dst[start:stop], "src": by_src[start:stop]})
         yield IN, int(by_dst[start]), stop - start, encode(part), None
 
 
-def pair_order(major: npt.NDArray[np.int64], minor: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
-    """The stable order of rows by (major, minor): one int64 key when both fit in 31 bits
-    (several times faster than `np.lexsort`)."""
+def pair_order(
+    major: npt.NDArray[np.int64], minor: npt.NDArray[np.int64], *, stable: bool = True
+) -> npt.NDArray[np.intp]:
+    """The order of rows by (major, minor): one int64 key when both fit in 31 bits (several
+    times faster than `np.lexsort`). Rows of one pair keep their order when `stable`; a
+    caller whose pairs are distinct passes False (twice as fast)."""
     if major.size == 0 or min(major.min(), minor.min()) < 0:
         return np.lexsort((minor, major))
     if max(int(major.max()), int(minor.max())) >= 2**31:
         return np.lexsort((minor, major))
-    return np.argsort((major << 32) | minor, kind="stable")
+    return np.argsort((major << 32) | minor, kind="stable" if stable else "quicksort")
 
 
 def _spans(starts: npt.NDArray[np.intp], total: int) -> Iterator[tuple[int, int]]:

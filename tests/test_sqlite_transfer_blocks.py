@@ -220,3 +220,5 @@ def test_pair_order_sorts_by_major_then_minor_and_keeps_ties_in_place(
     minor = np.array([r[1] for r in rows], np.int64)
     expected = sorted(range(len(rows)), key=lambda i: rows[i])  # Python's sort is stable
     assert transfers.pair_order(major, minor).tolist() == expected
+    unstable = transfers.pair_order(major, minor, stable=False)
+    assert [rows[i] for i in unstable] == sorted(rows)
