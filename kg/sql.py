@@ -409,6 +409,8 @@ RESOLVE = (
 NODE_BY_ID = "SELECT nid, id, label, name, _source, _line, _job FROM nodes WHERE id = ?"
 NODE_BY_NID = "SELECT nid, id, label, name, _source, _line, _job FROM nodes WHERE nid = ?"
 NID_BY_ID = "SELECT nid FROM nodes WHERE id = ?"
+# Ids of nids given as one JSON array.
+IDS_OF_NIDS = "SELECT n.nid, n.id FROM json_each(?) j JOIN nodes n ON n.nid = j.value"
 ALIASES_OF = (
     "SELECT a.alias FROM aliases a JOIN nodes n ON n.nid = a.nid WHERE n.id = ? ORDER BY a.alias"
 )
@@ -535,7 +537,6 @@ INFERRED_BLOCK_PREDICATES = "SELECT DISTINCT predicate FROM inferred_blocks"
 INFERRED_BLOCK_KEYS = (
     "SELECT rows, keys FROM inferred_blocks WHERE predicate = ? ORDER BY first_src"
 )
-INFERRED_IDS_OF_NIDS = "SELECT n.nid, n.id FROM json_each(?) j JOIN nodes n ON n.nid = j.value"
 INFERRED_TERM_ADD = "INSERT OR IGNORE INTO inferred_terms (name) VALUES (?)"
 INFERRED_TERMS = "SELECT name, code FROM inferred_terms"
 INFERRED_TERM_COUNT = "SELECT count(*) FROM inferred_terms"

@@ -1151,7 +1151,7 @@ class SQLiteStore:
                 found.append(edges.slice(at, 1))
         rows = [row for part in found for row in part.to_pylist()]
         ends = sorted({r[end] for r in rows for end in ("src", "dst")})
-        id_of = dict(self._conn.execute(sql.INFERRED_IDS_OF_NIDS, (json.dumps(ends),)))
+        id_of = dict(self._conn.execute(sql.IDS_OF_NIDS, (json.dumps(ends),)))
         kinds = REL_SCHEMAS[RelType.TRANSFERRED].props
         return [
             Edge(
@@ -1751,7 +1751,7 @@ class SQLiteStore:
         if not found and not rows:
             return []
         wanted = np.unique(np.concatenate([np.array([src_nid], np.int64), *nids]))
-        id_of = dict(conn.execute(sql.INFERRED_IDS_OF_NIDS, (json.dumps(wanted.tolist()),)))
+        id_of = dict(conn.execute(sql.IDS_OF_NIDS, (json.dumps(wanted.tolist()),)))
         name_of = self._term_names()
         out = []
         for pred, facts, at in found:

@@ -12,7 +12,7 @@ block holds the rows of a run of nids of its sorted end, and all rows of one nid
 block, so the block of a nid is the last one starting at or before it. A block is stored as
 LZ4-compressed Arrow IPC streams: an `out` block as `NUMBER_COLUMNS` (`body`) and
 `TIME_COLUMNS` (`times`) apart, so a projection, which reads counts and amounts, never reads
-the timestamp text that makes up most of the bytes; an `in` block as `INDEX_COLUMNS`. `key` is
+the timestamp text that makes up most of the bytes; an `in` block as (dst, src). `key` is
 always empty for an aggregate and is not stored, nor is the last timestamp of a pair of one
 transaction (it is the first).
 """
@@ -34,7 +34,6 @@ BLOCK_ROWS = 4096
 NUMBER_COLUMNS = ("src", "dst", "count", "total_amount")
 TIME_COLUMNS = ("first_ts", "last_ts")
 COLUMNS = NUMBER_COLUMNS + TIME_COLUMNS
-INDEX_COLUMNS = ("dst", "src")
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 
 
@@ -75,10 +74,11 @@ def blocks(edges: pa.Table) -> Iterator[tuple[int, int, int, bytes, bytes | None
     (which have no times)."""
     numbers = edges.select(list(NUMBER_COLUMNS))
     several = pc.greater(edges.column("count"), 1)
+    last = edges.column("last_ts")
     times = pa.table(
         {
             "first_ts": edges.column("first_ts"),
-            "last_ts": pc.if_else(several, edges.column("last_ts"), pa.scalar(None, pa.string())),
+            "last_ts": pc.if_else(several, last, pa.scalar(None, last.type)),
         }
     )
     src = edges.column("src").to_numpy()
