@@ -416,13 +416,11 @@ ALIASES_OF = (
 )
 
 
-def aliases_of_many(count: int) -> str:
-    """(id, alias) of the aliases of `count` canonical ids bound as parameters."""
-    marks = ", ".join("?" * count)
-    return (
-        "SELECT n.id, a.alias FROM nodes n JOIN aliases a ON a.nid = n.nid "
-        f"WHERE n.id IN ({marks}) ORDER BY n.id, a.alias"
-    )
+# (id, alias) of the aliases of the canonical ids given as one JSON array.
+ALIASES_OF_MANY = (
+    "SELECT n.id, a.alias FROM json_each(?) j JOIN nodes n ON n.id = j.value "
+    "JOIN aliases a ON a.nid = n.nid ORDER BY n.id, a.alias"
+)
 
 
 def node_props_by_nid(label: Label) -> str:

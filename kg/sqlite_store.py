@@ -68,8 +68,6 @@ _INFERRED_BATCH_SCHEMA = pa.schema(
 _ROWS_PER_STATEMENT = 64
 # Rows per stored segment of a columnar copy (one compressed Arrow stream per column).
 _COPY_SEGMENT_ROWS = 2_000_000
-# Ids bound in one `IN (...)` list (below `sql.MAX_PARAMETERS`).
-_IN_LIST_IDS = 500
 # The columnar copy of the node list (nid, id, label); edge copies are named by `_edges_copy`.
 _NODES_COPY = "nodes"
 _NODE_COPY_SCHEMA = pa.schema([("nid", pa.int64()), ("id", pa.string()), ("label", pa.string())])
@@ -1212,12 +1210,10 @@ class SQLiteStore:
         return [r[0] for r in self._conn.execute(sql.ALIASES_OF, (canonical,))]
 
     def aliases_of_many(self, entity_ids: Sequence[str]) -> dict[str, list[str]]:
-        unique = list(dict.fromkeys(entity_ids))
         found: dict[str, list[str]] = {}
-        for start in range(0, len(unique), _IN_LIST_IDS):
-            chunk = unique[start : start + _IN_LIST_IDS]
-            for entity_id, alias in self._conn.execute(sql.aliases_of_many(len(chunk)), chunk):
-                found.setdefault(entity_id, []).append(alias)
+        wanted = json.dumps(list(dict.fromkeys(entity_ids)), ensure_ascii=False)
+        for entity_id, alias in self._conn.execute(sql.ALIASES_OF_MANY, (wanted,)):
+            found.setdefault(entity_id, []).append(alias)
         return found
 
     def find_nodes(self, label: Label, prop: str, values: Sequence[str]) -> dict[str, str]:
