@@ -1,26 +1,19 @@
 """64-bit fingerprints of values, kept sorted to ask "seen before?" of a whole column at once.
 
 A fingerprint of a string column is computed from its bytes with numpy (`string_fingerprints`:
-no Python object per value); of other values it is Python's hash (a tuple of strings, stable
-within a process, which is all one job needs). A clash only makes a new value look seen, so a
-caller either compares the suspects themselves (the SQLite store's txn_ids) or takes the
-cautious path for them (the Neo4j store merges instead of creating).
+no Python object per value); a pair of columns combines theirs (`pair_fingerprints`). A clash
+only makes a new value look seen, so a caller either compares the suspects themselves (the
+SQLite store's txn_ids) or takes the cautious path for them (the Neo4j store merges instead of
+creating).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-
-
-def fingerprints(values: Iterable[Hashable], count: int) -> npt.NDArray[np.int64]:
-    """The fingerprint of each of `count` values."""
-    return np.fromiter(map(hash, values), np.int64, count=count)
-
 
 # Bytes of a string that enter its fingerprint (with its length); longer strings share a
 # fingerprint when they share these, which callers resolve by comparing the strings.
@@ -43,6 +36,18 @@ def string_fingerprints(values: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.in
         out[start : start + len(part)] = _fingerprint_part(part)
     out[~np.asarray(values.is_valid().to_numpy(zero_copy_only=False), bool)] = 0
     return out
+
+
+def pair_fingerprints(
+    first: pa.Array | pa.ChunkedArray, second: pa.Array | pa.ChunkedArray
+) -> npt.NDArray[np.int64]:
+    """The fingerprint of each (first, second) pair of two string columns (order matters)."""
+    a = string_fingerprints(first).view(np.uint64)
+    b = string_fingerprints(second).view(np.uint64)
+    with np.errstate(over="ignore"):
+        hashed = (a ^ (b * _MULTIPLIER + _SEED)) * _MULTIPLIER
+        hashed ^= hashed >> np.uint64(31)
+    return hashed.view(np.int64)
 
 
 def _fingerprint_part(values: pa.Array) -> npt.NDArray[np.int64]:

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kg import cypher
-from kg.fingerprints import SortedFingerprints, fingerprints
+from kg.fingerprints import SortedFingerprints, pair_fingerprints
 from kg.model import (
     NODE_SCHEMAS,
     PROVENANCE_COLUMNS,
@@ -1304,8 +1304,8 @@ def _written_before(
     created: dict[str, SortedFingerprints], rows: pa.Table
 ) -> npt.NDArray[np.bool_]:
     """Which rows (one per fact) may repeat a fact in `created`; records the others there."""
-    keys = zip(rows.column("src").to_pylist(), rows.column("dst").to_pylist(), strict=True)
-    prints = fingerprints(keys, rows.num_rows)
+    strings = [rows.column(c).cast(pa.string()) for c in ("src", "dst")]
+    prints = pair_fingerprints(*strings)
     again = np.zeros(rows.num_rows, bool)
     predicates = rows.column("predicate").combine_chunks().dictionary_encode()
     codes = predicates.indices.to_numpy(zero_copy_only=False)

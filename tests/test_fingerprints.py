@@ -7,7 +7,12 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kg.fingerprints import SortedFingerprints, fingerprints, sorted_member, string_fingerprints
+from kg.fingerprints import (
+    SortedFingerprints,
+    pair_fingerprints,
+    sorted_member,
+    string_fingerprints,
+)
 
 
 def test_membership_matches_a_set_across_batches() -> None:
@@ -30,8 +35,10 @@ def test_sorted_member_is_isin_on_an_ascending_array() -> None:
 
 
 def test_equal_values_have_equal_fingerprints() -> None:
-    prints = fingerprints([("p1", "c1"), ("p1", "c2"), ("p1", "c1")], 3)
+    prints = pair_fingerprints(pa.array(["p1", "p1", "p1"]), pa.array(["c1", "c2", "c1"]))
     assert prints[0] == prints[2] and prints[0] != prints[1]
+    swapped = pair_fingerprints(pa.array(["c1"]), pa.array(["p1"]))
+    assert swapped[0] != prints[0]
 
 
 texts = st.text(alphabet=st.sampled_from("aB7-é企业 \x00"), max_size=12) | st.text(
