@@ -12,12 +12,14 @@ import csv
 import time
 import tomllib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +28,7 @@ import pyarrow.compute as pc
 from ingest.contract import CONTRACT, CONTRACT_BY_NAME, LOAD_ORDER, ContractFile
 from ingest.mapping import load_mapping, mapped_sources
 from ingest.readers import (
+    Batch,
     InputFormatError,
     SourceFile,
     count_rows,
@@ -33,7 +36,7 @@ from ingest.readers import (
     iter_batches,
     read_header,
 )
-from ingest.validate import Reject, validate_batch
+from ingest.validate import Reject, Validated, validate_batch
 from kg.id_index import ALL_LABELS, LABELS, UNKNOWN, NodeIdIndex
 from kg.model import Label
 from kg.store import GraphStore
@@ -379,8 +382,11 @@ def run_ingest(
     try:
         with store.transaction(), store.bulk_load():
             resolver = _Resolver(store)
-            for source in sources:
-                report.files.append(_load_file(store, source, resolver, report, job_id, progress))
+            with _read_ahead(_validated_batches(sources)) as validated:
+                for source in sources:
+                    report.files.append(
+                        _load_file(store, source, validated, resolver, report, job_id, progress)
+                    )
             if any(s.contract.name == "transactions" for s in sources):
                 store.rebuild_transfers()
             report.seconds = time.perf_counter() - started
@@ -390,9 +396,58 @@ def run_ingest(
     return report
 
 
+_Validated = tuple[Batch, Validated] | None
+
+
+def _validated_batches(sources: list[SourceFile]) -> Iterator[_Validated]:
+    """Each file's batches with their validation, in file order; None ends a file."""
+    for source in sources:
+        for batch in source.batches():
+            yield (
+                batch,
+                validate_batch(
+                    source.contract,
+                    batch.table,
+                    file=source.display_name,
+                    first_line=batch.first_line,
+                    column_names=source.column_names,
+                ),
+            )
+        yield None
+
+
+_T = TypeVar("_T")
+_DONE: Any = object()
+
+
+@contextmanager
+def _read_ahead(items: Iterator[_T]) -> Iterator[Iterator[_T]]:
+    """`items`, each computed on a worker thread while the caller handles the one before.
+
+    Reading and validating a batch is Arrow work that releases the GIL, so the next batch
+    (of this file or the next) is ready when the job has written the last one, on the
+    machine's second core. At most one item is waiting.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskgraph-read") as pool:
+
+        def ahead() -> Iterator[_T]:
+            pending = pool.submit(next, items, _DONE)
+            while (item := pending.result()) is not _DONE:
+                pending = pool.submit(next, items, _DONE)
+                yield item
+
+        try:
+            yield ahead()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            if isinstance(items, Generator):
+                items.close()
+
+
 def _load_file(
     store: GraphStore,
     source: SourceFile,
+    validated_batches: Iterator[_Validated],
     resolver: _Resolver,
     report: IngestReport,
     job_id: str,
@@ -403,15 +458,9 @@ def _load_file(
     file_report = FileReport(source.display_name)
     started = time.perf_counter()
     identifiers: dict[str, str] = {}
-    for batch in source.batches():
+    while (item := next(validated_batches)) is not None:
+        batch, validated = item
         rejects_before = len(report.rejects)
-        validated = validate_batch(
-            spec,
-            batch.table,
-            file=source.display_name,
-            first_line=batch.first_line,
-            column_names=shown,
-        )
         report.rejects.extend(validated.rejects)
         table = validated.table
         aliases: list[tuple[str, str]] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -278,6 +279,8 @@ def test_a_file_that_is_not_utf8_csv_fails_the_job_and_changes_nothing(
     with pytest.raises(IngestError, match=r"devices\.csv"):
         ingest_directory(store, bank)
     assert store.count_nodes() == 0
+    # The thread that reads ahead stopped with the job.
+    assert not [t for t in threading.enumerate() if t.name.startswith("riskgraph-read")]
 
 
 def test_missing_entity_file_fails_the_job(bank: Path, store: SQLiteStore) -> None:
