@@ -7,11 +7,12 @@ run inside `transaction()` and commit together or not at all.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, repeat
@@ -514,6 +515,10 @@ class _BulkLoad:
     edges: dict[RelType, list[pa.Table]]
     # Whether transactions were written yet (see `SQLiteStore._flush_bulk_load`).
     transactions_begun: bool = False
+    # The flush that runs on a worker thread while transactions are read, and the
+    # transaction segments waiting for it (see `SQLiteStore._flush_bulk_load`).
+    flushing: Future[None] | None = None
+    segments: list[tuple[int, str | None, bytes]] = dataclasses.field(default_factory=list)
 
 
 _EDGE_KEY = [("src", "ascending"), ("dst", "ascending"), ("key", "ascending")]
@@ -641,6 +646,10 @@ class SQLiteStore:
             conn = self._connect()
             self._local.conn = conn
             self._local.depth = 0
+        bulk = self._bulk()
+        if bulk is not None and bulk.flushing is not None:
+            # The connection is the worker's until its flush is done.
+            self._finish_flush(bulk, conn)
         return conn
 
     def _insert_columns(self, statement: str, columns: Sequence[Values]) -> None:
@@ -734,47 +743,72 @@ class SQLiteStore:
             yield
             self._flush_bulk_load(bulk, final=True)
         finally:
+            if bulk.flushing is not None:
+                # A failed job: the worker is done with the connection before the rollback.
+                wait([bulk.flushing])
             self._local.bulk = None
         # In the same transaction: the first projection after a load reads columns, not rows
         # (the copies the load could not keep are read back from the rows).
         self.refresh_columnar_copies()
 
     def _flush_bulk_load(self, bulk: _BulkLoad, *, final: bool) -> None:
-        """Write the columnar copies from what the load kept (nothing read back from the
-        rows); at the end of the load (final), build the indexes it dropped first.
+        """Build the indexes the load dropped and write the columnar copies from what the load
+        kept (nothing read back from the rows).
 
         When transactions begin (not final), the nodes and edges they connect are taken as
-        complete: the edge copies are written then, which frees what was kept for them
-        before the transfer rebuild, the job's peak. An edge written later leaves its copy
-        stale, and the end of the load reads that type back from its rows. The node index
-        stays (the transactions need it); its copy is written at the end.
+        complete, and all of it runs on a worker thread, on this job's connection, while the
+        transactions are read: index builds are SQLite's and compression is Arrow's, so the
+        two cores share the work. The transactions touch no SQL meanwhile (their segments
+        wait in memory), and any other use of the connection first waits for the worker
+        (`_conn`). Writing the edge copies frees what was kept for them before the transfer
+        rebuild, the job's peak. An edge or node written later leaves its copy stale, and the
+        end of the load reads that copy back from the rows.
         """
         conn = self._conn
-        if final:
-            for create in bulk.indexes:
-                conn.execute(create)
-            bulk.indexes = []
+        indexes, bulk.indexes = bulk.indexes, []
         due: list[tuple[str, pa.Schema, list[pa.Table] | None]] = []
         if self._has_columnar:
-            if final:
-                due.append((_NODES_COPY, _NODE_COPY_SCHEMA, None))
+            due.append((_NODES_COPY, _NODE_COPY_SCHEMA, None))
             due += [
                 (_edges_copy(t), edge_schema(t), kept) for t, kept in bulk.edges.items() if kept
             ]
-        if not final:
-            bulk.edges.clear()
-        for name, schema, kept in due:
-            if self._copy_is_current(conn, name):
-                continue
-            table = bulk.nodes.table() if kept is None else _merge_edge_rows(pa.concat_tables(kept))
-            self._write_copy(
-                name,
-                schema,
-                (
-                    _copy_layout(table.slice(start, _COPY_SEGMENT_ROWS), name)
-                    for start in range(0, table.num_rows, _COPY_SEGMENT_ROWS)
-                ),
-            )
+        bulk.edges.clear()
+
+        def flush() -> None:
+            for create in indexes:
+                conn.execute(create)
+            for name, schema, kept in due:
+                if self._copy_is_current(conn, name):
+                    continue
+                table = (
+                    bulk.nodes.table() if kept is None else _merge_edge_rows(pa.concat_tables(kept))
+                )
+                self._write_copy(
+                    name,
+                    schema,
+                    (
+                        _copy_layout(table.slice(start, _COPY_SEGMENT_ROWS), name)
+                        for start in range(0, table.num_rows, _COPY_SEGMENT_ROWS)
+                    ),
+                    conn,
+                )
+
+        if final:
+            flush()
+        else:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskgraph-flush")
+            bulk.flushing = pool.submit(flush)
+            pool.shutdown(wait=False)  # the thread ends when the flush does
+
+    def _finish_flush(self, bulk: _BulkLoad, conn: sqlite3.Connection) -> None:
+        """Wait for the worker's flush (raising what it raised), then write the transaction
+        segments that waited for it."""
+        flushing, bulk.flushing = bulk.flushing, None
+        if flushing is not None:
+            flushing.result()
+        if bulk.segments:
+            conn.executemany(sql.TXN_SEGMENT_INSERT, bulk.segments)
+            bulk.segments = []
 
     def _execute_write(self, conn: sqlite3.Connection, statement: str) -> None:
         try:
@@ -1037,7 +1071,7 @@ class SQLiteStore:
                     cache["txn_ids"].add(_strings(stored.column("txn_id")))
             bulk = self._bulk()
             if bulk is not None and not bulk.transactions_begun:
-                # what the load kept for the edges is written out before the transfer rebuild
+                # the load's index builds and copies run on a worker while transactions are read
                 bulk.transactions_begun = True
                 self._flush_bulk_load(bulk, final=False)
             seen: _TxnIds = cache["txn_ids"]
@@ -1082,9 +1116,11 @@ class SQLiteStore:
             with pa.ipc.new_stream(sink, segment.schema, options=options) as writer:
                 writer.write_table(segment)
             job = segment.column("_job")[0].as_py() if "_job" in segment.column_names else None
-            self._conn.execute(
-                sql.TXN_SEGMENT_INSERT, (segment.num_rows, job, sink.getvalue().to_pybytes())
-            )
+            row = (segment.num_rows, job, sink.getvalue().to_pybytes())
+            if bulk is not None and bulk.flushing is not None and not bulk.flushing.done():
+                bulk.segments.append(row)  # the connection is the flush's for now
+            else:
+                self._conn.execute(sql.TXN_SEGMENT_INSERT, row)
             seen.add(segment.column("txn_id").combine_chunks(), prints[keep])
         return int(segment.num_rows)
 
@@ -1478,10 +1514,16 @@ class SQLiteStore:
             }
         )
 
-    def _write_copy(self, name: str, schema: pa.Schema, parts: Iterable[pa.Table]) -> None:
+    def _write_copy(
+        self,
+        name: str,
+        schema: pa.Schema,
+        parts: Iterable[pa.Table],
+        conn: sqlite3.Connection | None = None,
+    ) -> None:
         """Replace copy `name` by `parts` (one stored segment each) at the current version;
-        inside a transaction."""
-        conn = self._conn
+        inside a transaction (on the thread's connection unless given one)."""
+        conn = self._conn if conn is None else conn
         version = self._copy_version(conn, name)
         conn.execute(sql.COLUMNAR_CLEAR, (name,))
         written = 0

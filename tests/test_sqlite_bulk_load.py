@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -369,6 +370,69 @@ def test_edges_written_after_the_transactions_began_reach_the_copies(tmp_path: P
     edges = edge_columns(store, RelType.HOLDS_SHARES, ["share_pct"])
     assert 9.0 in edges.column("share_pct").to_pylist()
     assert edge_columns(store, RelType.TRANSFERRED).num_rows == 1
+    copies_equal_rows(store, tmp_path / "kg.db")
+
+
+def test_nodes_written_after_the_transactions_began_reach_the_index_and_the_copy(
+    tmp_path: Path,
+) -> None:
+    """The index builds and copies run on a worker once transactions begin; a node written
+    after that waits for the worker and still reaches the id index and the node copy."""
+
+    def writes(s: SQLiteStore) -> None:
+        merges(s)
+        s.upsert_nodes(Label.ACCOUNT, pa.table({"id": ["A1", "A2"]}))
+        s.insert_transactions(transactions(["t1", "t2"]))
+        s.insert_transactions(transactions(["t3"]))
+        s.upsert_nodes(Label.PERSON, persons(["p9"], ["九"], [11]))
+        s.rebuild_transfers()
+
+    store = SQLiteStore(tmp_path / "kg.db")
+    in_bulk_load(store, writes)
+    assert "p9" in node_columns(store).column("id").to_pylist()
+    with sqlite3.connect(tmp_path / "kg.db") as conn:
+        plan = conn.execute("EXPLAIN QUERY PLAN SELECT nid FROM nodes WHERE id = 'p9'").fetchall()
+    assert "nodes_id" in str(plan)
+    node = store.get_node("p9")
+    assert node is not None and node.props["name"] == "九"
+    assert store.count_transactions() == 3
+    assert [t["txn_id"] for b in store.transaction_batches() for t in b.to_pylist()] == [
+        "t1",
+        "t2",
+        "t3",
+    ]
+    copies_equal_rows(store, tmp_path / "kg.db")
+
+
+@pytest.mark.parametrize("fails", ["job", "worker"])
+def test_a_load_failing_after_the_transactions_began_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    """Whether the job fails while the worker flushes or the worker's flush fails, the
+    job is rolled back whole, the worker is gone and the store takes the next job."""
+    if fails == "worker":
+
+        def broken(table: pa.Table, name: str) -> pa.Table:
+            raise RuntimeError("copy layout failed")
+
+        monkeypatch.setattr(sqlite_store, "_copy_layout", broken)
+
+    def writes(s: SQLiteStore) -> None:
+        merges(s)
+        s.upsert_nodes(Label.ACCOUNT, pa.table({"id": ["A1", "A2"]}))
+        s.insert_transactions(transactions(["t1", "t2"]))
+        if fails == "job":
+            raise RuntimeError("the job failed")
+        s.rebuild_transfers()
+
+    store = SQLiteStore(tmp_path / "kg.db")
+    with pytest.raises(RuntimeError, match="failed"):
+        in_bulk_load(store, writes)
+    assert not [t for t in threading.enumerate() if t.name.startswith("riskgraph-flush")]
+    assert store.count_nodes() == 0 and store.count_transactions() == 0
+    monkeypatch.undo()
+    in_bulk_load(store, merges)
+    assert store.count_nodes() == 7  # p1-p3, c1, c2, d1, d2
     copies_equal_rows(store, tmp_path / "kg.db")
 
 
