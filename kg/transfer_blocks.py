@@ -19,8 +19,11 @@ transaction (it is the first).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import pairwise
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +38,8 @@ NUMBER_COLUMNS = ("src", "dst", "count", "total_amount")
 TIME_COLUMNS = ("first_ts", "last_ts")
 COLUMNS = NUMBER_COLUMNS + TIME_COLUMNS
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+# Blocks compressed ahead of the one being written.
+_AHEAD = 8
 
 
 def block_starts(keys: npt.NDArray[np.int64], block_rows: int) -> npt.NDArray[np.intp]:
@@ -71,7 +76,11 @@ def _read(stream: bytes) -> pa.Table:
 def blocks(edges: pa.Table) -> Iterator[tuple[int, int, int, bytes, bytes | None]]:
     """(direction, first nid, rows, body, times) of every block of `edges`: the `COLUMNS` of
     the aggregated transfers, sorted by (src, dst); `out` blocks first, then `in` blocks
-    (which have no times)."""
+    (which have no times).
+
+    Blocks are compressed on two threads (LZ4 releases the GIL), a few ahead of the caller,
+    and the `in` order is sorted beside the `out` blocks.
+    """
     numbers = edges.select(list(NUMBER_COLUMNS))
     several = pc.greater(edges.column("count"), 1)
     last = edges.column("last_ts")
@@ -82,16 +91,41 @@ def blocks(edges: pa.Table) -> Iterator[tuple[int, int, int, bytes, bytes | None
         }
     )
     src = edges.column("src").to_numpy()
-    for start, stop in _spans(block_starts(src, BLOCK_ROWS), src.size):
-        rows = stop - start
-        body, text = encode(numbers.slice(start, rows)), encode(times.slice(start, rows))
-        yield OUT, int(src[start]), rows, body, text
     dst = edges.column("dst").to_numpy()
-    order = pair_order(dst, src, stable=False)  # one edge per pair
-    by_dst, by_src = dst[order], src[order]
-    for start, stop in _spans(block_starts(by_dst, BLOCK_ROWS), src.size):
-        part = pa.table({"dst": by_dst[start:stop], "src": by_src[start:stop]})
-        yield IN, int(by_dst[start]), stop - start, encode(part), None
+
+    def out_block(span: tuple[int, int]) -> tuple[int, int, int, bytes, bytes | None]:
+        start, rows = span[0], span[1] - span[0]
+        body, text = encode(numbers.slice(start, rows)), encode(times.slice(start, rows))
+        return OUT, int(src[start]), rows, body, text
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="riskgraph-blocks") as pool:
+        in_order = pool.submit(pair_order, dst, src, stable=False)  # one edge per pair
+        yield from _ahead(pool, out_block, _spans(block_starts(src, BLOCK_ROWS), src.size))
+        order = in_order.result()
+        by_dst, by_src = dst[order], src[order]
+
+        def in_block(span: tuple[int, int]) -> tuple[int, int, int, bytes, bytes | None]:
+            start, stop = span
+            part = pa.table({"dst": by_dst[start:stop], "src": by_src[start:stop]})
+            return IN, int(by_dst[start]), stop - start, encode(part), None
+
+        yield from _ahead(pool, in_block, _spans(block_starts(by_dst, BLOCK_ROWS), src.size))
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _ahead(pool: ThreadPoolExecutor, work: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_R]:
+    """`work` of each item, in order, computed on the pool at most `_AHEAD` items ahead of
+    the caller (so the blocks waiting to be written stay few)."""
+    pending: deque[Future[_R]] = deque()
+    for item in items:
+        pending.append(pool.submit(work, item))
+        if len(pending) >= _AHEAD:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def pair_order(
@@ -104,7 +138,25 @@ def pair_order(
         return np.lexsort((minor, major))
     if max(int(major.max()), int(minor.max())) >= 2**31:
         return np.lexsort((minor, major))
-    return np.argsort((major << 32) | minor, kind="stable" if stable else "quicksort")
+    return _argsort((major << 32) | minor, "stable" if stable else "quicksort")
+
+
+# Keys sorted in two halves on two threads from this many on (numpy sorts without the GIL).
+_PARALLEL_SORT = 1 << 20
+
+
+def _argsort(keys: npt.NDArray[np.int64], kind: Any) -> npt.NDArray[np.intp]:
+    """`np.argsort(keys, kind=kind)`; a large array is split at a sampled median key and
+    the rows below it and the rest are sorted on two threads (each half keeps its rows'
+    order, so a stable sort stays stable)."""
+    if keys.size < _PARALLEL_SORT:
+        return np.argsort(keys, kind=kind)
+    pivot = np.median(keys[:: max(1, keys.size // 4096)])
+    low = keys < pivot
+    halves = [np.flatnonzero(low), np.flatnonzero(~low)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        sorted_halves = pool.map(lambda rows: rows[np.argsort(keys[rows], kind=kind)], halves)
+        return np.concatenate(list(sorted_halves))
 
 
 def _spans(starts: npt.NDArray[np.intp], total: int) -> Iterator[tuple[int, int]]:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 import pyarrow as pa
@@ -86,6 +87,7 @@ def _brute_force(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, 
 @pytest.fixture()
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transfers, "BLOCK_ROWS", 4)
+    monkeypatch.setattr(transfers, "_PARALLEL_SORT", 16)
 
 
 def test_neighbours_and_columns_equal_the_transactions_aggregated(
@@ -219,6 +221,9 @@ def test_pair_order_sorts_by_major_then_minor_and_keeps_ties_in_place(
     major = np.array([r[0] for r in rows], np.int64)
     minor = np.array([r[1] for r in rows], np.int64)
     expected = sorted(range(len(rows)), key=lambda i: rows[i])  # Python's sort is stable
-    assert transfers.pair_order(major, minor).tolist() == expected
-    unstable = transfers.pair_order(major, minor, stable=False)
-    assert [rows[i] for i in unstable] == sorted(rows)
+    # as one sort, and as two halves sorted on two threads (large arrays)
+    for threshold in (transfers._PARALLEL_SORT, 2):
+        with patch.object(transfers, "_PARALLEL_SORT", threshold):
+            assert transfers.pair_order(major, minor).tolist() == expected
+            unstable = transfers.pair_order(major, minor, stable=False)
+            assert [rows[i] for i in unstable] == sorted(rows)
