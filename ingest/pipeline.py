@@ -268,12 +268,16 @@ def _resolve_entities(
     for i, (entity_id, key) in enumerate(zip(ids, keys, strict=True)):
         target = entity_id
         if key is not None:
-            target = seen.setdefault(key, resolver.canonical.get(entity_id, entity_id))
+            target = seen.get(key) or resolver.canonical.get(entity_id, entity_id)
         if others[i] != UNKNOWN and entity_id == target:
+            # Rejected, so it stands for no one: a later record with its identifier is the
+            # entity (not an alias of an id of another kind).
             bad[i] = True
             reasons.append(f"id already used by a {LABELS[others[i]].value}")
             canonical.append(target)
             continue
+        if key is not None:
+            seen.setdefault(key, target)
         canonical.append(target)
         if target != entity_id:
             aliases.append((entity_id, target))

@@ -361,3 +361,31 @@ def test_a_record_reusing_another_entitys_id_is_rejected(bank: Path, store: SQLi
     assert ("accounts.csv", 3, "account_id", "id already used by a Person") in found
     node = store.get_node("P2")
     assert node is not None and node.label == Label.PERSON
+
+
+def test_a_rejected_record_does_not_claim_its_identifier(bank: Path, store: SQLiteStore) -> None:
+    """The first record of an id number reuses a company's id and is rejected; the next
+    record of that id number is the person (before, it became an alias of the company id
+    and the whole job failed)."""
+    ingest_directory(store, bank)
+    id_li = "33010219900303345" + resident_id_check_char("33010219900303345")
+    for name in ("shareholdings", "positions", "kinships", "loans", "guarantees", "devices"):
+        (bank / f"{name}.csv").unlink()
+    (bank / "accounts.csv").unlink()
+    (bank / "transactions.csv").unlink()
+    write(
+        bank,
+        "persons.csv",
+        "person_id,name,id_number,phone,address,region_code,birth_date\n"
+        f"C1,李四,{id_li},,,330106,1990-03-03\n"
+        f"P7,李四,{id_li},,,330106,1990-03-03\n",
+    )
+    report = ingest_directory(store, bank)
+    assert [(r.line, r.column, r.reason) for r in report.rejects] == [
+        (2, "person_id", "id already used by a Company")
+    ]
+    person = store.get_node("P7")
+    assert person is not None and person.label == Label.PERSON
+    assert person.props["id_number"] == id_li
+    company = store.get_node("C1")
+    assert company is not None and company.label == Label.COMPANY
