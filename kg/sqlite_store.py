@@ -11,6 +11,7 @@ import dataclasses
 import json
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -97,6 +98,20 @@ def _decode_segment(body: bytes) -> pa.ChunkedArray:
     with pa.ipc.open_stream(pa.py_buffer(body)) as reader:
         column: pa.ChunkedArray = reader.read_all().column(0)
     return column
+
+
+# A `txn_segments` row: transactions, job, the compressed segment.
+_SegmentRow = tuple[int, str | None, bytes]
+
+
+def _segment_row(segment: pa.Table) -> _SegmentRow:
+    """A table of transactions as a `txn_segments` row (one zstd Arrow IPC stream)."""
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.ipc.new_stream(sink, segment.schema, options=options) as writer:
+        writer.write_table(segment)
+    job = segment.column("_job")[0].as_py() if "_job" in segment.column_names else None
+    return segment.num_rows, job, sink.getvalue().to_pybytes()
 
 
 def _empty_strings(n: int) -> pa.Array:
@@ -515,10 +530,13 @@ class _BulkLoad:
     edges: dict[RelType, list[pa.Table]]
     # Whether transactions were written yet (see `SQLiteStore._flush_bulk_load`).
     transactions_begun: bool = False
-    # The flush that runs on a worker thread while transactions are read, and the
-    # transaction segments waiting for it (see `SQLiteStore._flush_bulk_load`).
+    # The flush that runs on a worker thread while transactions are read (see
+    # `SQLiteStore._flush_bulk_load`).
     flushing: Future[None] | None = None
-    segments: list[tuple[int, str | None, bytes]] = dataclasses.field(default_factory=list)
+    # Transaction segments being compressed on the encoder's thread or waiting for the
+    # connection, in order (see `SQLiteStore.insert_transactions`).
+    segments: deque[Future[_SegmentRow]] = dataclasses.field(default_factory=deque)
+    encoder: ThreadPoolExecutor | None = None
 
 
 _EDGE_KEY = [("src", "ascending"), ("dst", "ascending"), ("key", "ascending")]
@@ -647,9 +665,10 @@ class SQLiteStore:
             self._local.conn = conn
             self._local.depth = 0
         bulk = self._bulk()
-        if bulk is not None and bulk.flushing is not None:
-            # The connection is the worker's until its flush is done.
-            self._finish_flush(bulk, conn)
+        if bulk is not None and (bulk.flushing is not None or bulk.segments):
+            # The connection is the worker's until its flush is done, and the segments
+            # compressed meanwhile come first.
+            self._write_segments(bulk, conn, wait=True)
         return conn
 
     def _insert_columns(self, statement: str, columns: Sequence[Values]) -> None:
@@ -746,6 +765,8 @@ class SQLiteStore:
             if bulk.flushing is not None:
                 # A failed job: the worker is done with the connection before the rollback.
                 wait([bulk.flushing])
+            if bulk.encoder is not None:
+                bulk.encoder.shutdown(wait=True, cancel_futures=True)
             self._local.bulk = None
         # In the same transaction: the first projection after a load reads columns, not rows
         # (the copies the load could not keep are read back from the rows).
@@ -800,15 +821,17 @@ class SQLiteStore:
             bulk.flushing = pool.submit(flush)
             pool.shutdown(wait=False)  # the thread ends when the flush does
 
-    def _finish_flush(self, bulk: _BulkLoad, conn: sqlite3.Connection) -> None:
-        """Wait for the worker's flush (raising what it raised), then write the transaction
-        segments that waited for it."""
-        flushing, bulk.flushing = bulk.flushing, None
-        if flushing is not None:
+    @staticmethod
+    def _write_segments(bulk: _BulkLoad, conn: sqlite3.Connection, *, wait: bool) -> None:
+        """Insert the compressed transaction segments, in order, once the worker's flush is
+        done (raising what either raised). Without `wait`, only what is ready is written."""
+        if bulk.flushing is not None:
+            if not wait and not bulk.flushing.done():
+                return
+            flushing, bulk.flushing = bulk.flushing, None
             flushing.result()
-        if bulk.segments:
-            conn.executemany(sql.TXN_SEGMENT_INSERT, bulk.segments)
-            bulk.segments = []
+        while bulk.segments and (wait or bulk.segments[0].done()):
+            conn.execute(sql.TXN_SEGMENT_INSERT, bulk.segments.popleft().result())
 
     def _execute_write(self, conn: sqlite3.Connection, statement: str) -> None:
         try:
@@ -1111,16 +1134,15 @@ class SQLiteStore:
                     },
                 }
             )
-            sink = pa.BufferOutputStream()
-            options = pa.ipc.IpcWriteOptions(compression="zstd")
-            with pa.ipc.new_stream(sink, segment.schema, options=options) as writer:
-                writer.write_table(segment)
-            job = segment.column("_job")[0].as_py() if "_job" in segment.column_names else None
-            row = (segment.num_rows, job, sink.getvalue().to_pybytes())
-            if bulk is not None and bulk.flushing is not None and not bulk.flushing.done():
-                bulk.segments.append(row)  # the connection is the flush's for now
+            if bulk is None:
+                self._conn.execute(sql.TXN_SEGMENT_INSERT, _segment_row(segment))
             else:
-                self._conn.execute(sql.TXN_SEGMENT_INSERT, row)
+                # Compressed on a thread of its own (zstd releases the GIL) while the job
+                # reads the next batch; written when ready and the connection is free.
+                if bulk.encoder is None:
+                    bulk.encoder = ThreadPoolExecutor(1, thread_name_prefix="riskgraph-segments")
+                bulk.segments.append(bulk.encoder.submit(_segment_row, segment))
+                self._write_segments(bulk, self._local.conn, wait=False)
             seen.add(segment.column("txn_id").combine_chunks(), prints[keep])
         return int(segment.num_rows)
 

@@ -409,7 +409,7 @@ def test_a_load_failing_after_the_transactions_began_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: str
 ) -> None:
     """Whether the job fails while the worker flushes or the worker's flush fails, the
-    job is rolled back whole, the worker is gone and the store takes the next job."""
+    job is rolled back whole, the workers are gone and the store takes the next job."""
     if fails == "worker":
 
         def broken(table: pa.Table, name: str) -> pa.Table:
@@ -428,7 +428,8 @@ def test_a_load_failing_after_the_transactions_began_writes_nothing(
     store = SQLiteStore(tmp_path / "kg.db")
     with pytest.raises(RuntimeError, match="failed"):
         in_bulk_load(store, writes)
-    assert not [t for t in threading.enumerate() if t.name.startswith("riskgraph-flush")]
+    workers = ("riskgraph-flush", "riskgraph-segments")
+    assert not [t for t in threading.enumerate() if t.name.startswith(workers)]
     assert store.count_nodes() == 0 and store.count_transactions() == 0
     monkeypatch.undo()
     in_bulk_load(store, merges)
