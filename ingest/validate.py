@@ -150,8 +150,9 @@ def validate_batch(
         out["voting_pct"] = pc.coalesce(out["voting_pct"], out["share_pct"])
     out["_line"] = pa.array(lines)
     typed = pa.table(out)
-    keep = pa.array(~collector.bad)
-    return Validated(typed.filter(keep), collector.rejects)
+    if collector.bad.any():  # a filter copies every column: only when a row goes
+        typed = typed.filter(pa.array(~collector.bad))
+    return Validated(typed, collector.rejects)
 
 
 def _validate_column(
