@@ -39,7 +39,7 @@ from ingest.readers import (
 from ingest.validate import Reject, Validated, validate_batch
 from kg.id_index import ALL_LABELS, LABELS, UNKNOWN, NodeIdIndex
 from kg.model import Label
-from kg.store import GraphStore
+from kg.store import GraphStore, LentNodeIndex
 
 # Where the bank parameters from `bank.toml` are kept in the store.
 BANK_COLLECTION = "bank"
@@ -199,12 +199,19 @@ class _Resolver:
 
     def reference_labels(self, values: pa.ChunkedArray, allowed: frozenset[Label]) -> np.ndarray:
         """Label codes of referenced ids: looked up among the allowed labels, and only the
-        misses among all the others (to tell an unknown id from one of the wrong kind)."""
-        codes = self.known_labels(values, allowed)
+        misses among all the others (to tell an unknown id from one of the wrong kind).
+
+        In the store's own index when it lends one: a reference points at a node written
+        before it (an earlier file or batch), and the store then finds the look-up it makes
+        to write the reference already done.
+        """
+        lent = self.store.bulk_node_index() if isinstance(self.store, LentNodeIndex) else None
+        index = self._known if lent is None else lent
+        codes = index.lookup(values, allowed)[0]
         missing = np.flatnonzero((codes == UNKNOWN) & _present(values))
         others = ALL_LABELS - allowed
         if missing.size and others:
-            codes[missing] = self.known_labels(values.take(pa.array(missing)), others)
+            codes[missing] = index.lookup(values.take(pa.array(missing)), others)[0]
         return codes
 
     def known_by_identifier(self, label: Label, prop: str, values: list[str]) -> dict[str, str]:

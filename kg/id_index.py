@@ -1,10 +1,14 @@
 """Node ids by label, looked up a whole column at a time.
 
-The ingest job keeps one to tell which ids a file may reference, and the SQLite store keeps
-one during a bulk load to turn edge ends into nids without a B-tree probe per row.
+The SQLite store keeps one during a bulk load to turn edge ends into nids without a B-tree
+probe per row, and lends it to the ingest job, which checks every reference against it before
+the store writes the reference (so the store's look-up of the same column is remembered, not
+done again). An ingest job into a store that keeps none keeps its own.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +23,10 @@ UNKNOWN = -1
 _LABEL_NAMES = pa.array([label.value for label in LABELS], pa.string())
 
 _Joined = tuple[pa.Array, npt.NDArray[np.int64], npt.NDArray[np.int8]]
+# A look-up: its labels and values, then the codes and payloads found.
+_Remembered = tuple[frozenset[Label], pa.ChunkedArray, npt.NDArray[np.int8], npt.NDArray[np.int64]]
+# Look-ups remembered (a file checks up to two groups of columns, the store writes them).
+_REMEMBERED = 4
 
 
 class NodeIdIndex:
@@ -42,6 +50,7 @@ class NodeIdIndex:
         self._ids: dict[Label, list[pa.Array]] = {label: [] for label in LABELS}
         self._nids: dict[Label, list[npt.NDArray[np.int64]]] = {label: [] for label in LABELS}
         self._joined: dict[frozenset[Label], _Joined] = {}
+        self._recent: deque[_Remembered] = deque(maxlen=_REMEMBERED)
 
     @classmethod
     def of(cls, nodes: pa.Table) -> NodeIdIndex:
@@ -63,6 +72,23 @@ class NodeIdIndex:
                 np.full(len(ids), UNKNOWN, np.int64) if nids is None else np.asarray(nids, np.int64)
             )
             self._joined = {k: v for k, v in self._joined.items() if label not in k}
+            self._recent = deque((r for r in self._recent if label not in r[0]), _REMEMBERED)
+
+    def remember(
+        self,
+        labels: frozenset[Label],
+        values: pa.Array | pa.ChunkedArray,
+        codes: npt.NDArray[np.int8],
+        payloads: npt.NDArray[np.int64],
+    ) -> None:
+        """Take `codes` and `payloads` as the look-up of `values` among `labels`, from a
+        caller that knows them (a store that has just written those nodes)."""
+        chunked = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+        self._recent.append((labels, chunked, codes.copy(), payloads.copy()))
+
+    def forget(self) -> None:
+        """Drop the remembered look-ups (and the columns they keep alive)."""
+        self._recent.clear()
 
     def _join(self, labels: frozenset[Label]) -> _Joined:
         if labels not in self._joined:
@@ -85,17 +111,29 @@ class NodeIdIndex:
         self, values: pa.Array | pa.ChunkedArray, labels: frozenset[Label] = ALL_LABELS
     ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int64]]:
         """The label code (index in `LABELS`) and payload of each value among the ids of
-        `labels`; UNKNOWN for both where it is none of them."""
+        `labels`; UNKNOWN for both where it is none of them.
+
+        The last few look-ups are remembered: a column looked up again with the same values
+        (an ingest job checks a column, then the store looks it up to write it) costs a
+        comparison, not another hash join.
+        """
+        chunked = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+        for labels_then, values_then, codes_then, nids_then in self._recent:
+            same = labels_then == labels and len(values_then) == len(chunked)
+            if same and values_then.type == chunked.type and values_then.equals(chunked):
+                return codes_then.copy(), nids_then.copy()
         ids, nids, codes = self._join(labels)
         if not len(ids):
             return np.full(len(values), UNKNOWN, np.int8), np.full(len(values), UNKNOWN, np.int64)
         index = pc.index_in(values, value_set=ids)
         found = np.asarray(pc.is_valid(index).to_numpy(zero_copy_only=False), dtype=bool)
         at = np.asarray(pc.fill_null(index, 0).to_numpy(zero_copy_only=False))
-        return (
+        result = (
             np.where(found, codes[at], UNKNOWN).astype(np.int8),
             np.where(found, nids[at], UNKNOWN),
         )
+        self._recent.append((labels, chunked, *result))
+        return result[0].copy(), result[1].copy()
 
     def table(self) -> pa.Table:
         """Columns `nid` (ascending), `id`, `label` of every id."""

@@ -933,6 +933,10 @@ class SQLiteStore:
             if bulk is not None:
                 at = pa.array(np.flatnonzero(created))
                 bulk.nodes.add(label, ids.take(at), nids[created])
+                # The file's edges name these nodes next (an account's OWNS_ACCOUNT edge, a
+                # loan's BORROWED edge): their look-up is known.
+                code = np.full(len(ids), LABELS.index(label), np.int8)
+                bulk.nodes.remember(frozenset({label}), ids, code, nids)
         return int(rows.num_rows)
 
     def _write_node_rows(
@@ -981,8 +985,14 @@ class SQLiteStore:
         if rows.num_rows == 0:
             return 0
         with self.transaction():
-            src = self._edge_ends(_strings(rows.column("src")), schema.src_labels)
-            dst = self._edge_ends(_strings(rows.column("dst")), schema.dst_labels)
+            src_ids, dst_ids = _strings(rows.column("src")), _strings(rows.column("dst"))
+            if schema.src_labels == schema.dst_labels:
+                # Both ends in one look-up (one hash join), as the ingest job checked them.
+                ends = self._edge_ends(pa.concat_arrays([src_ids, dst_ids]), schema.src_labels)
+                src, dst = ends[: rows.num_rows], ends[rows.num_rows :]
+            else:
+                src = self._edge_ends(src_ids, schema.src_labels)
+                dst = self._edge_ends(dst_ids, schema.dst_labels)
             dangling = np.flatnonzero((src < 0) | (dst < 0))
             if dangling.size:
                 shown = rows.take(pa.array(dangling[:5])).to_pylist()
@@ -1030,6 +1040,10 @@ class SQLiteStore:
     def _bulk(self) -> _BulkLoad | None:
         bulk: _BulkLoad | None = getattr(self._local, "bulk", None)
         return bulk
+
+    def bulk_node_index(self) -> NodeIdIndex | None:
+        bulk = self._bulk()
+        return None if bulk is None else bulk.nodes
 
     def _lookup_nodes(
         self, ids: pa.Array, labels: frozenset[Label]
@@ -1147,6 +1161,9 @@ class SQLiteStore:
         return int(segment.num_rows)
 
     def rebuild_transfers(self) -> int:
+        bulk = self._bulk()
+        if bulk is not None:
+            bulk.nodes.forget()  # the columns of the last look-ups: the rebuild is the peak
         parts = list(self._transaction_columns(["from_nid", "to_nid", "amount", "ts"]))
         with self.transaction():
             # The job's txn_id memo is read again if more transactions come; the rebuild's

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from kg.id_index import NodeIdIndex
 from kg.model import (
     NODE_SCHEMAS,
     REL_SCHEMAS,
@@ -354,6 +355,18 @@ class InferredDeltaWrites(Protocol):
     def prepare_inferred_deltas(self) -> None:
         """Load what fast delta writes need (a long-lived incremental reasoner calls this
         once on opening instead of its first update paying for it)."""
+        ...
+
+
+@runtime_checkable
+class LentNodeIndex(Protocol):
+    """Optional: a store that keeps its node ids in memory during a bulk load lends them to
+    the ingest job, which looks every reference up there once; the store's own look-up of
+    the same column to write it is then remembered (`NodeIdIndex.lookup`), not repeated."""
+
+    def bulk_node_index(self) -> NodeIdIndex | None:
+        """The ids of every node stored or written so far in the running bulk load (None
+        outside one)."""
         ...
 
 
