@@ -420,7 +420,13 @@ _Validated = tuple[Batch, Validated] | None
 
 
 def _validated_batches(sources: list[SourceFile]) -> Iterator[_Validated]:
-    """Each file's batches with their validation, in file order; None ends a file."""
+    """Each file's batches with their validation, in file order; None ends a file.
+
+    The job's first batch is validated on two threads: the job waits for it with nothing
+    else to do. Later batches are validated while the job writes the one before, which
+    keeps the other core busy.
+    """
+    first = True
     for source in sources:
         for batch in source.batches():
             yield (
@@ -431,8 +437,10 @@ def _validated_batches(sources: list[SourceFile]) -> Iterator[_Validated]:
                     file=source.display_name,
                     first_line=batch.first_line,
                     column_names=source.column_names,
+                    threads=2 if first else 1,
                 ),
             )
+            first = False
         yield None
 
 

@@ -10,8 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ingest.contract import CONTRACT_BY_NAME
 from ingest.identifiers import resident_id_check_char, uscc_check_char
 from ingest.pipeline import IngestError, ingest_directory
+from ingest.validate import validate_batch
 from kg.model import Direction, Label, RelType
 from kg.sqlite_store import SQLiteStore
 
@@ -389,3 +391,34 @@ def test_a_rejected_record_does_not_claim_its_identifier(bank: Path, store: SQLi
     assert person.props["id_number"] == id_li
     company = store.get_node("C1")
     assert company is not None and company.label == Label.COMPANY
+
+
+def test_columns_checked_side_by_side_reject_what_one_thread_rejects() -> None:
+    """The job's first batch is validated on two threads: same rows kept, and the same
+    rejects in the same order (by column, then line) as one thread lists them."""
+    spec = CONTRACT_BY_NAME["persons"]
+    table = pa.table(
+        {
+            "person_id": ["P1", "P2", None, "P4"],
+            "name": ["甲", "乙", "丙", "丁"],
+            "id_number": [ID_ZHANG, "330102198001011239", ID_WANG, "bad"],
+            "phone": ["138 0000 0001", None, "13800000003", "x"],
+            "address": ["杭州市　文三路", None, None, "宁波市"],
+            "region_code": ["330106", "999999", "330106", "330212"],
+            "birth_date": ["1980-01-01", "1980-02-30", "1982-02-02", "1990-01-01"],
+        }
+    )
+    one = validate_batch(spec, table, file="persons.csv", first_line=2)
+    two = validate_batch(spec, table, file="persons.csv", first_line=2, threads=2)
+    assert two.table.equals(one.table)
+    assert two.rejects == one.rejects
+    columns = [r.column for r in one.rejects]
+    assert columns == sorted(columns, key=list(table.column_names).index)
+    assert {(r.line, r.column) for r in one.rejects} == {
+        (4, "person_id"),
+        (3, "id_number"),
+        (5, "id_number"),
+        (3, "region_code"),
+        (3, "birth_date"),
+    }
+    assert one.table.column("person_id").to_pylist() == ["P1"]
