@@ -284,7 +284,7 @@ def _resolve_entities(
     for i, (entity_id, key) in enumerate(zip(ids, keys, strict=True)):
         target = entity_id
         if key is not None:
-            target = seen.get(key) or resolver.canonical.get(entity_id, entity_id)
+            target = seen[key] if key in seen else resolver.canonical.get(entity_id, entity_id)
         if others[i] != UNKNOWN and entity_id == target:
             # Rejected, so it stands for no one: a later record with its identifier is the
             # entity (not an alias of an id of another kind).
