@@ -151,8 +151,8 @@ def _argsort(keys: npt.NDArray[np.int64], kind: Any) -> npt.NDArray[np.intp]:
     order, so a stable sort stays stable)."""
     if keys.size < _PARALLEL_SORT:
         return np.argsort(keys, kind=kind)
-    pivot = np.median(keys[:: max(1, keys.size // 4096)])
-    low = keys < pivot
+    sample = np.sort(keys[:: max(1, keys.size // 4096)])
+    low = keys < sample[sample.size // 2]
     halves = [np.flatnonzero(low), np.flatnonzero(~low)]
     with ThreadPoolExecutor(max_workers=2) as pool:
         sorted_halves = pool.map(lambda rows: rows[np.argsort(keys[rows], kind=kind)], halves)
