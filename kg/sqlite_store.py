@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, repeat
@@ -533,6 +533,7 @@ class _BulkLoad:
     # The flush that runs on a worker thread while transactions are read (see
     # `SQLiteStore._flush_bulk_load`).
     flushing: Future[None] | None = None
+    flusher: ThreadPoolExecutor | None = None
     # Transaction segments being compressed on the encoder's thread or waiting for the
     # connection, in order (see `SQLiteStore.insert_transactions`).
     segments: deque[Future[_SegmentRow]] = dataclasses.field(default_factory=deque)
@@ -762,11 +763,11 @@ class SQLiteStore:
             yield
             self._flush_bulk_load(bulk, final=True)
         finally:
-            if bulk.flushing is not None:
-                # A failed job: the worker is done with the connection before the rollback.
-                wait([bulk.flushing])
-            if bulk.encoder is not None:
-                bulk.encoder.shutdown(wait=True, cancel_futures=True)
+            # The workers are done (with the connection, after a failed job) before the
+            # commit or the rollback.
+            for pool in (bulk.flusher, bulk.encoder):
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
             self._local.bulk = None
         # In the same transaction: the first projection after a load reads columns, not rows
         # (the copies the load could not keep are read back from the rows).
@@ -817,9 +818,8 @@ class SQLiteStore:
         if final:
             flush()
         else:
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskgraph-flush")
-            bulk.flushing = pool.submit(flush)
-            pool.shutdown(wait=False)  # the thread ends when the flush does
+            bulk.flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskgraph-flush")
+            bulk.flushing = bulk.flusher.submit(flush)
 
     @staticmethod
     def _write_segments(bulk: _BulkLoad, conn: sqlite3.Connection, *, wait: bool) -> None:
