@@ -25,8 +25,6 @@ _LABEL_NAMES = pa.array([label.value for label in LABELS], pa.string())
 _Joined = tuple[pa.Array, npt.NDArray[np.int64], npt.NDArray[np.int8]]
 # A look-up: its labels and values, then the codes and payloads found.
 _Remembered = tuple[frozenset[Label], pa.ChunkedArray, npt.NDArray[np.int8], npt.NDArray[np.int64]]
-# Look-ups remembered (a file checks up to two groups of columns, the store writes them).
-_REMEMBERED = 4
 
 
 class NodeIdIndex:
@@ -36,7 +34,8 @@ class NodeIdIndex:
     A column is looked up with one hash join against the ids of the labels it may name, so
     a look-up of account ids never hashes the persons. The joined arrays are kept until one
     of their labels grows; chunks are only ever appended (never rebuilt: at a million
-    customers that would cost seconds per file).
+    customers that would cost seconds per file). An index shared by two users (a store's,
+    lent to the ingest job) remembers its last `remembered` look-ups.
 
     Example:
         >>> index = NodeIdIndex()
@@ -46,16 +45,16 @@ class NodeIdIndex:
         ([0, -1], [8, -1])
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, remembered: int = 0) -> None:
         self._ids: dict[Label, list[pa.Array]] = {label: [] for label in LABELS}
         self._nids: dict[Label, list[npt.NDArray[np.int64]]] = {label: [] for label in LABELS}
         self._joined: dict[frozenset[Label], _Joined] = {}
-        self._recent: deque[_Remembered] = deque(maxlen=_REMEMBERED)
+        self._recent: deque[_Remembered] = deque(maxlen=remembered)
 
     @classmethod
-    def of(cls, nodes: pa.Table) -> NodeIdIndex:
+    def of(cls, nodes: pa.Table, *, remembered: int = 0) -> NodeIdIndex:
         """From columns `nid`, `id`, `label` (plain or dictionary-encoded)."""
-        index = cls()
+        index = cls(remembered=remembered)
         labels = nodes.column("label").cast(pa.string())
         for label in LABELS:
             part = nodes.filter(pc.equal(labels, label.value))
@@ -72,7 +71,8 @@ class NodeIdIndex:
                 np.full(len(ids), UNKNOWN, np.int64) if nids is None else np.asarray(nids, np.int64)
             )
             self._joined = {k: v for k, v in self._joined.items() if label not in k}
-            self._recent = deque((r for r in self._recent if label not in r[0]), _REMEMBERED)
+            kept = (r for r in self._recent if label not in r[0])
+            self._recent = deque(kept, self._recent.maxlen)
 
     def remember(
         self,
@@ -83,8 +83,9 @@ class NodeIdIndex:
     ) -> None:
         """Take `codes` and `payloads` as the look-up of `values` among `labels`, from a
         caller that knows them (a store that has just written those nodes)."""
-        chunked = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
-        self._recent.append((labels, chunked, codes.copy(), payloads.copy()))
+        if self._recent.maxlen:
+            chunked = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+            self._recent.append((labels, chunked, codes.copy(), payloads.copy()))
 
     def forget(self) -> None:
         """Drop the remembered look-ups (and the columns they keep alive)."""
@@ -113,8 +114,8 @@ class NodeIdIndex:
         """The label code (index in `LABELS`) and payload of each value among the ids of
         `labels`; UNKNOWN for both where it is none of them.
 
-        The last few look-ups are remembered: a column looked up again with the same values
-        (an ingest job checks a column, then the store looks it up to write it) costs a
+        With `remembered` look-ups kept, a column looked up again with the same values (an
+        ingest job checks a column, then the store looks it up to write it) costs a
         comparison, not another hash join.
         """
         chunked = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
@@ -132,6 +133,8 @@ class NodeIdIndex:
             np.where(found, codes[at], UNKNOWN).astype(np.int8),
             np.where(found, nids[at], UNKNOWN),
         )
+        if not self._recent.maxlen:
+            return result
         self._recent.append((labels, chunked, *result))
         return result[0].copy(), result[1].copy()
 

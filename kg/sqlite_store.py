@@ -57,6 +57,9 @@ from kg.store import (
 )
 
 _WRITE_CHUNK = 50_000
+# Look-ups the bulk load's node index remembers: the ingest job checks up to two groups of a
+# file's columns in it, then the store looks the same columns up to write them.
+_REMEMBERED_LOOKUPS = 4
 _INFERRED_BATCH_SCHEMA = pa.schema(
     [
         ("predicate", pa.string()),
@@ -753,7 +756,9 @@ class SQLiteStore:
         for name, _ in dropped:
             conn.execute(f'DROP INDEX "{name}"')
         bulk = _BulkLoad(
-            NodeIdIndex() if empty else NodeIdIndex.of(self.node_columns()),
+            NodeIdIndex(remembered=_REMEMBERED_LOOKUPS)
+            if empty
+            else NodeIdIndex.of(self.node_columns(), remembered=_REMEMBERED_LOOKUPS),
             [create for _, create in dropped],
             int(conn.execute(sql.NEXT_NID).fetchone()[0]),
             {t: [] for t in _ROW_TYPES if not conn.execute(sql.rel_has_rows(t)).fetchone()[0]},

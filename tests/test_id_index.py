@@ -33,11 +33,13 @@ _STEPS = st.lists(
 
 
 @settings(max_examples=200, deadline=None)
-@given(_STEPS)
-def test_lookups_equal_a_dictionary_of_the_first_entry_of_each_id(steps: list[tuple]) -> None:
+@given(_STEPS, st.sampled_from([0, 1, 4]))
+def test_lookups_equal_a_dictionary_of_the_first_entry_of_each_id(
+    steps: list[tuple], remembered: int
+) -> None:
     """Repeated look-ups (remembered) and look-ups after adds (forgotten where the added
     label counts) find what a dictionary of the first entry per (label, id) finds."""
-    index = NodeIdIndex()
+    index = NodeIdIndex(remembered=remembered)
     first: dict[tuple[Label, str], int] = {}
     next_nid = 0
     for step in steps:
@@ -64,6 +66,19 @@ def test_lookups_equal_a_dictionary_of_the_first_entry_of_each_id(steps: list[tu
             assert codes.tolist() == expected_codes
             assert nids.tolist() == expected_nids
             nids[:] = -7  # a caller may write into what it got
+
+
+def test_a_remembered_look_up_is_forgotten_when_one_of_its_labels_grows() -> None:
+    index = NodeIdIndex(remembered=4)
+    index.add(Label.PERSON, pa.array(["p1"]), np.array([1]))
+    people, accounts = frozenset({Label.PERSON}), frozenset({Label.ACCOUNT})
+    column = pa.array(["p1", "p2", "a1"])
+    assert index.lookup(column, people)[1].tolist() == [1, UNKNOWN, UNKNOWN]
+    assert index.lookup(column, accounts)[1].tolist() == [UNKNOWN] * 3
+    index.add(Label.PERSON, pa.array(["p2"]), np.array([2]))
+    assert index.lookup(column, people)[1].tolist() == [1, 2, UNKNOWN]
+    index.add(Label.COMPANY, pa.array(["a1"]), np.array([3]))  # not a label of either
+    assert index.lookup(column, accounts)[1].tolist() == [UNKNOWN] * 3
 
 
 def test_a_column_the_job_checked_is_not_looked_up_again_when_written(
