@@ -147,23 +147,29 @@ class _Resolver:
     """Maps every id the job may reference to its canonical id and label.
 
     The known ids are a `NodeIdIndex` (a column is looked up with one hash join against the
-    labels it may point at); the Python dict serves the per-record decisions of entity
-    resolution.
+    labels it may point at): the store's own when it lends one during the bulk load, which
+    holds every node stored or written so far (the store adds what it writes, and the
+    store's look-up of a column the job checked is remembered); else one the job keeps. The
+    Python dict serves the per-record decisions of entity resolution.
     """
 
     def __init__(self, store: GraphStore) -> None:
         self.store = store
         self.canonical: dict[str, str] = {}
         self._store_empty = store.count_nodes() == 0
-        self._known = NodeIdIndex()
-        if not self._store_empty:
+        lent = store.bulk_node_index() if isinstance(store, LentNodeIndex) else None
+        self._lent = lent is not None
+        self._known = NodeIdIndex() if lent is None else lent
+        if lent is None and not self._store_empty:
             for batch in store.node_batches():
                 labels = batch.column("label")
                 for label in LABELS:
                     self.add(batch.column("id").filter(pc.equal(labels, label.value)), label)
 
     def add(self, ids: pa.Array | pa.ChunkedArray, label: Label) -> None:
-        """Ids now stored as nodes of `label`."""
+        """Ids now stored (or about to be, in this batch) as nodes of `label`."""
+        if self._lent:
+            return  # the store adds the nodes it writes to the index it lends
         distinct = pc.unique(ids.drop_null())
         if isinstance(distinct, pa.ChunkedArray):
             distinct = distinct.combine_chunks()
@@ -200,18 +206,12 @@ class _Resolver:
     def reference_labels(self, values: pa.ChunkedArray, allowed: frozenset[Label]) -> np.ndarray:
         """Label codes of referenced ids: looked up among the allowed labels, and only the
         misses among all the others (to tell an unknown id from one of the wrong kind).
-
-        In the store's own index when it lends one: a reference points at a node written
-        before it (an earlier file or batch), and the store then finds the look-up it makes
-        to write the reference already done.
-        """
-        lent = self.store.bulk_node_index() if isinstance(self.store, LentNodeIndex) else None
-        index = self._known if lent is None else lent
-        codes = index.lookup(values, allowed)[0]
+        A reference points at a node written before it (an earlier file or batch)."""
+        codes = self.known_labels(values, allowed)
         missing = np.flatnonzero((codes == UNKNOWN) & _present(values))
         others = ALL_LABELS - allowed
         if missing.size and others:
-            codes[missing] = index.lookup(values.take(pa.array(missing)), others)[0]
+            codes[missing] = self.known_labels(values.take(pa.array(missing)), others)
         return codes
 
     def known_by_identifier(self, label: Label, prop: str, values: list[str]) -> dict[str, str]:
