@@ -36,7 +36,7 @@ from ingest.readers import (
     iter_batches,
     read_header,
 )
-from ingest.validate import Reject, Validated, validate_batch
+from ingest.validate import Reject, Validated, kept, validate_batch
 from kg.id_index import ALL_LABELS, LABELS, UNKNOWN, NodeIdIndex
 from kg.model import Label
 from kg.store import GraphStore, LentNodeIndex
@@ -220,15 +220,6 @@ class _Resolver:
         return self.store.find_nodes(label, prop, values)
 
 
-_Rows = TypeVar("_Rows", pa.Table, pa.Array)
-
-
-def _kept(rows: _Rows, keep: np.ndarray) -> _Rows:
-    """The rows where `keep` holds; the same object when it holds everywhere (a filter
-    copies every column, a million rows at a time)."""
-    return rows if keep.all() else rows.filter(pa.array(keep))
-
-
 def _present(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(pc.is_valid(values).to_numpy(zero_copy_only=False), dtype=bool)
 
@@ -299,12 +290,12 @@ def _resolve_entities(
             aliases.append((entity_id, target))
             resolver.canonical[entity_id] = target
     canonical_ids = pa.array(canonical, pa.string())
-    resolver.add(_kept(canonical_ids, ~bad), label)
+    resolver.add(kept(canonical_ids, ~bad), label)
     if bad.any():
         report.rejects.extend(_reject_rows(table, bad, id_col, reasons, source, shown))
     table = table.set_column(table.column_names.index(id_col), id_col, canonical_ids)
     table = table.rename_columns(["id" if c == id_col else c for c in table.column_names])
-    return _kept(table, ~bad), aliases
+    return kept(table, ~bad), aliases
 
 
 def _check_references(
@@ -348,7 +339,7 @@ def _check_references(
         table = table.set_column(
             table.column_names.index(column.name), column.name, resolved[column.name]
         )
-    return _kept(table, ~bad)
+    return kept(table, ~bad)
 
 
 def _self_reference(
@@ -363,7 +354,7 @@ def _self_reference(
     if same.any():
         reasons = [f"{src} and {dst} are the same entity"] * int(same.sum())
         report.rejects.extend(_reject_rows(table, same, dst, reasons, source, shown))
-    return _kept(table, ~same)
+    return kept(table, ~same)
 
 
 def _edge_table(table: pa.Table, src: str, dst: str, key: str | None, drop: set[str]) -> pa.Table:
