@@ -20,16 +20,30 @@ _SQL_TYPES: dict[PropType, str] = {
     "timestamp": "TEXT",
 }
 
+BUSY_TIMEOUT_MS = 30000
+MMAP_BYTES = 1 << 30
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=OFF",
     "PRAGMA temp_store=MEMORY",
     "PRAGMA cache_size=-262144",
-    "PRAGMA mmap_size=1073741824",
-    "PRAGMA busy_timeout=30000",
+    f"PRAGMA mmap_size={MMAP_BYTES}",
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
     # The sorter of CREATE INDEX (the end of a bulk load) may use a helper thread.
     "PRAGMA threads=2",
+)
+# A job into an empty store writes its pages straight into the file (see
+# `SQLiteStore.transaction`); the rollback journal is durable with FULL.
+INTO_EMPTY_STORE = (
+    "PRAGMA journal_mode=DELETE",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA mmap_size=0",
+)
+BACK_TO_WAL = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    f"PRAGMA mmap_size={MMAP_BYTES}",
 )
 
 
@@ -472,6 +486,7 @@ SEARCH_NAME_PREFIX = (
 SEARCH_NAME_SUBSTRING = "SELECT nid FROM nodes WHERE instr(name, ?1) > 0 LIMIT ?2"
 
 COUNT_NODES = "SELECT count(*) FROM nodes"
+ANY_NODE = "SELECT 1 FROM nodes LIMIT 1"
 COUNT_NODES_LABEL = "SELECT count(*) FROM nodes WHERE label = ?"
 
 

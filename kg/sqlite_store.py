@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from itertools import chain, repeat
 from pathlib import Path
@@ -719,6 +719,7 @@ class SQLiteStore:
         if self.read_only:
             raise StoreError(f"store {self.path} is open read-only; it cannot be written")
         conn = self._conn
+        rollback_journal = self._leave_wal_if_empty(conn)
         self._execute_write(conn, "BEGIN IMMEDIATE")
         self._local.depth = 1
         try:
@@ -739,6 +740,45 @@ class SQLiteStore:
         finally:
             self._local.depth = 0
             self._local.job_cache = None
+            if rollback_journal:
+                # A connection opened meanwhile may hold the file: it then set WAL mode itself
+                # (every connection does), or the next one will.
+                with suppress(sqlite3.OperationalError):
+                    for pragma in sql.BACK_TO_WAL:
+                        conn.execute(pragma)
+
+    @staticmethod
+    def _leave_wal_if_empty(conn: sqlite3.Connection) -> bool:
+        """Whether a job into an empty store runs with a rollback journal (the store goes
+        back to WAL after it).
+
+        In WAL mode every page a load writes goes to the log, is found there again through
+        the log's index each time it is read back, and is copied into the file by the
+        checkpoint after the commit: a 1M-customer load writes 2 GB twice. With a rollback
+        journal, pages new to the file go straight into it (the journal keeps only the
+        originals of the few pages that existed, so a rollback still restores the store).
+        It needs the file to itself: when another connection has it open, the job stays in
+        WAL mode, as it would into a store that has nodes (whose readers WAL keeps going). A
+        reader that opens the file during such a job waits for its commit (up to the busy
+        timeout).
+        """
+        try:
+            if conn.execute(sql.ANY_NODE).fetchone() is not None:
+                return False
+        except sqlite3.OperationalError:
+            return False  # a new file, before its tables (the migration)
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            mode = conn.execute(sql.INTO_EMPTY_STORE[0]).fetchone()[0]
+        except sqlite3.OperationalError:
+            return False  # another connection has the file open
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={sql.BUSY_TIMEOUT_MS}")
+        if mode != "delete":
+            return False
+        for pragma in sql.INTO_EMPTY_STORE[1:]:
+            conn.execute(pragma)
+        return True
 
     @contextmanager
     def bulk_load(self) -> Iterator[None]:

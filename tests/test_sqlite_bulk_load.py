@@ -255,6 +255,71 @@ def test_a_job_failing_midway_leaves_the_store_as_it_was(tmp_path: Path) -> None
     assert store.get_node("P99999999") is None
 
 
+def journal_of_jobs(monkeypatch: pytest.MonkeyPatch, db: Path) -> list[tuple[str, bool]]:
+    """The journal mode of each job's connection, and whether a WAL log existed, seen from
+    inside the job (its transfer rebuild)."""
+    seen: list[tuple[str, bool]] = []
+    rebuild = SQLiteStore.rebuild_transfers
+
+    def spy(self: SQLiteStore) -> int:
+        mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+        seen.append((mode, db.with_name(db.name + "-wal").exists()))
+        return rebuild(self)
+
+    monkeypatch.setattr(SQLiteStore, "rebuild_transfers", spy)
+    return seen
+
+
+def file_journal_mode(db: Path) -> str:
+    with sqlite3.connect(db) as conn:
+        mode: str = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    conn.close()
+    return mode
+
+
+def test_a_job_into_an_empty_store_writes_no_log_and_the_store_stays_in_wal_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first job writes its pages straight into the file (a rollback journal); the
+    next job, into a store with nodes, runs in WAL mode so readers go on meanwhile."""
+    bank = generated_bank(tmp_path / "bank")
+    db = tmp_path / "kg.db"
+    seen = journal_of_jobs(monkeypatch, db)
+    store = SQLiteStore(db)
+    ingest_directory(store, bank)
+    assert file_journal_mode(db) == "wal"
+    assert dump(db)["nodes"]
+    ingest_directory(store, bank)
+    assert seen == [("delete", False), ("wal", True)]
+    assert not db.with_name(db.name + "-journal").exists()
+
+
+def test_a_job_into_an_empty_store_another_connection_has_open_stays_in_wal_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rollback journal needs the file to itself: with a reader's connection open, the
+    job runs in WAL mode and gives the same store."""
+    bank = generated_bank(tmp_path / "bank")
+    alone, shared = tmp_path / "alone.db", tmp_path / "shared.db"
+    first = ingest_directory(SQLiteStore(alone), bank)
+    seen = journal_of_jobs(monkeypatch, shared)
+    store = SQLiteStore(shared)
+    reader = sqlite3.connect(shared)
+    assert reader.execute("SELECT count(*) FROM nodes").fetchone() == (0,)
+    second = ingest_directory(store, bank)
+    assert seen == [("wal", True)]
+    assert reader.execute("SELECT count(*) FROM nodes").fetchone()[0] > 0
+    reader.close()
+
+    def facts(db: Path, job_id: str) -> dict[str, Rows]:
+        return {
+            name: [tuple("job" if v == job_id else v for v in row) for row in rows]
+            for name, rows in dump(db).items()
+        }
+
+    assert facts(shared, second.job_id) == facts(alone, first.job_id)
+
+
 def transactions(ids: list[str]) -> pa.Table:
     n = len(ids)
     return pa.table(
@@ -431,6 +496,7 @@ def test_a_load_failing_after_the_transactions_began_writes_nothing(
     workers = ("riskgraph-flush", "riskgraph-segments")
     assert not [t for t in threading.enumerate() if t.name.startswith(workers)]
     assert store.count_nodes() == 0 and store.count_transactions() == 0
+    assert file_journal_mode(tmp_path / "kg.db") == "wal"
     monkeypatch.undo()
     in_bulk_load(store, merges)
     assert store.count_nodes() == 7  # p1-p3, c1, c2, d1, d2
