@@ -181,9 +181,10 @@ class _Resolver:
             self._learn_stored_aliases(values)
         if self.canonical:
             keys = pa.array(list(self.canonical), pa.string())
-            targets = pa.array(list(self.canonical.values()), pa.string())
             hit = pc.index_in(values, value_set=keys)
-            values = pc.if_else(pc.is_valid(hit), pc.take(targets, hit), values)
+            if hit.null_count < len(hit):  # else the column goes on as it is, uncopied
+                targets = pa.array(list(self.canonical.values()), pa.string())
+                values = pc.if_else(pc.is_valid(hit), pc.take(targets, hit), values)
         return values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
 
     def _learn_stored_aliases(self, values: pa.ChunkedArray) -> None:
