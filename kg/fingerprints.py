@@ -1,4 +1,5 @@
-"""64-bit fingerprints of values, kept sorted to ask "seen before?" of a whole column at once.
+"""64-bit fingerprints of values, kept sorted to ask "seen before?" of a whole column at once,
+or in a hash table to ask "where?".
 
 A fingerprint of a string column is computed from its bytes with numpy (`string_fingerprints`:
 no Python object per value); a pair of columns combines theirs (`pair_fingerprints`). A clash
@@ -106,3 +107,98 @@ class SortedFingerprints:
     def add(self, prints: npt.NDArray[np.int64]) -> None:
         prints = np.sort(prints)
         self.sorted = np.insert(self.sorted, np.searchsorted(self.sorted, prints), prints)
+
+
+# Fibonacci hashing: a fingerprint's slot is the top bits of its product with 2^64 / phi.
+_SLOT_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+_EMPTY = -1
+# A free slot wanted by row i of a batch holds _CLAIMED - i until the batch's winner is known.
+_CLAIMED = -2
+
+
+class FingerprintTable:
+    """A position per fingerprint, in an open-addressing hash table (linear probing, at most
+    half full) that lives as long as its owner: a whole column is probed at once, and adding
+    a batch costs that batch, not everything added before.
+
+    The first position given for a fingerprint stays. Callers confirm a hit by comparing the
+    values themselves (two values may share a fingerprint).
+
+    Example:
+        >>> table = FingerprintTable()
+        >>> table.add(np.array([11, 22, 11]), np.array([0, 1, 2]))
+        >>> table.find(np.array([22, 11, 33])).tolist()
+        [1, 0, -1]
+    """
+
+    def __init__(self) -> None:
+        self._bits = 10
+        self._prints = np.zeros(1 << self._bits, np.int64)
+        self._at = np.full(1 << self._bits, _EMPTY, np.int64)
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def find(self, prints: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """The position of each fingerprint, or -1 where it was never added."""
+        slots = self._slots(prints)
+        held = self._at[slots]
+        hit = (held != _EMPTY) & (self._prints[slots] == prints)
+        out = np.where(hit, held, _EMPTY)
+        # a slot held by another fingerprint: look in the next one (few do, at most half full)
+        active = np.flatnonzero((held != _EMPTY) & ~hit)
+        mask = len(self._at) - 1
+        while active.size:
+            at_slot = (slots[active] + 1) & mask
+            slots[active] = at_slot
+            held = self._at[at_slot]
+            hit = (held != _EMPTY) & (self._prints[at_slot] == prints[active])
+            out[active[hit]] = held[hit]
+            active = active[(held != _EMPTY) & ~hit]
+        return out
+
+    def add(self, prints: npt.NDArray[np.int64], positions: npt.NDArray[np.int64]) -> None:
+        """Give each fingerprint not added before its position (the first one, for a
+        fingerprint that repeats in `prints`)."""
+        while 2 * (self._count + len(prints)) > len(self._at):
+            self._grow()
+        self._count += self._place(prints, np.asarray(positions, np.int64))
+
+    def _slots(self, prints: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        with np.errstate(over="ignore"):
+            product = prints.view(np.uint64) * _SLOT_MULTIPLIER
+        return (product >> np.uint64(64 - self._bits)).astype(np.int64)
+
+    def _grow(self) -> None:
+        held = self._at != _EMPTY
+        prints, positions = self._prints[held], self._at[held]
+        self._bits += 1
+        self._prints = np.zeros(1 << self._bits, np.int64)
+        self._at = np.full(1 << self._bits, _EMPTY, np.int64)
+        self._place(prints, positions)
+
+    def _place(self, prints: npt.NDArray[np.int64], positions: npt.NDArray[np.int64]) -> int:
+        """Store the fingerprints the table does not hold, each at its first position;
+        returns how many were stored."""
+        slots = self._slots(prints)
+        pending = np.arange(len(prints))
+        mask = len(self._at) - 1
+        placed = 0
+        while pending.size:
+            at_slot = slots[pending]
+            held = self._at[at_slot]
+            taken = held != _EMPTY
+            # held by the same fingerprint (added before, or earlier in `prints`): done
+            moving = taken & (self._prints[at_slot] != prints[pending])
+            slots[pending[moving]] = (at_slot[moving] + 1) & mask
+            free, free_slot = pending[~taken], at_slot[~taken]
+            # of several wanting one free slot, the first takes it: written last to first,
+            # the first one's write is the one that stays
+            self._at[free_slot[::-1]] = _CLAIMED - free[::-1]
+            won = self._at[free_slot] == _CLAIMED - free
+            self._at[free_slot[won]] = positions[free[won]]
+            self._prints[free_slot[won]] = prints[free[won]]
+            placed += int(won.sum())
+            pending = np.concatenate([pending[moving], free[~won]])
+        return placed

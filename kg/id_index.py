@@ -15,6 +15,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kg.fingerprints import FingerprintTable, string_fingerprints
 from kg.model import Label
 
 LABELS: tuple[Label, ...] = tuple(Label)
@@ -31,11 +32,13 @@ class NodeIdIndex:
     """Node ids as Arrow chunks per label, each id with an integer payload (a store's nid,
     or -1 when the holder needs none).
 
-    A column is looked up with one hash join against the ids of the labels it may name, so
-    a look-up of account ids never hashes the persons. The joined arrays are kept until one
-    of their labels grows; chunks are only ever appended (never rebuilt: at a million
-    customers that would cost seconds per file). An index shared by two users (a store's,
-    lent to the ingest job) remembers its last `remembered` look-ups.
+    Each label keeps a hash table of its ids' fingerprints (`FingerprintTable`) for as long as
+    the index lives, and a column is probed against the tables of the labels it may name, a
+    label at a time, in `LABELS` order, with the strings of every hit compared. A hash join
+    (`pc.index_in`) would hash every id of those labels again on each look-up: at a million
+    customers, 1.56M accounts for each batch of a million transactions. Chunks are only ever
+    appended (never rebuilt). An index shared by two users (a store's, lent to the ingest
+    job) remembers its last `remembered` look-ups.
 
     Example:
         >>> index = NodeIdIndex()
@@ -49,6 +52,7 @@ class NodeIdIndex:
         self._ids: dict[Label, list[pa.Array]] = {label: [] for label in LABELS}
         self._nids: dict[Label, list[npt.NDArray[np.int64]]] = {label: [] for label in LABELS}
         self._joined: dict[frozenset[Label], _Joined] = {}
+        self._tables: dict[Label, FingerprintTable] = {}
         self._recent: deque[_Remembered] = deque(maxlen=remembered)
 
     @classmethod
@@ -66,6 +70,10 @@ class NodeIdIndex:
         """Ids now known as nodes of `label`. An id added twice is harmless: a look-up finds
         its first entry."""
         if len(ids):
+            table = self._tables.get(label)
+            if table is not None:
+                start = sum(len(chunk) for chunk in self._ids[label])
+                table.add(_fingerprints(ids), np.arange(start, start + len(ids)))
             self._ids[label].append(ids)
             self._nids[label].append(
                 np.full(len(ids), UNKNOWN, np.int64) if nids is None else np.asarray(nids, np.int64)
@@ -88,8 +96,11 @@ class NodeIdIndex:
             self._recent.append((labels, chunked, codes.copy(), payloads.copy()))
 
     def forget(self) -> None:
-        """Drop the remembered look-ups (and the columns they keep alive)."""
+        """Drop the remembered look-ups (and the columns they keep alive) and the hash tables
+        (built again by the next look-up)."""
         self._recent.clear()
+        self._tables.clear()
+        self._joined.clear()
 
     def _join(self, labels: frozenset[Label]) -> _Joined:
         if labels not in self._joined:
@@ -123,20 +134,46 @@ class NodeIdIndex:
             same = labels_then == labels and len(values_then) == len(chunked)
             if same and values_then.type == chunked.type and values_then.equals(chunked):
                 return codes_then.copy(), nids_then.copy()
-        ids, nids, codes = self._join(labels)
-        if not len(ids):
-            return np.full(len(values), UNKNOWN, np.int8), np.full(len(values), UNKNOWN, np.int64)
-        index = pc.index_in(values, value_set=ids)
-        found = np.asarray(pc.is_valid(index).to_numpy(zero_copy_only=False), dtype=bool)
-        at = np.asarray(pc.fill_null(index, 0).to_numpy(zero_copy_only=False))
-        result = (
-            np.where(found, codes[at], UNKNOWN).astype(np.int8),
-            np.where(found, nids[at], UNKNOWN),
-        )
+        flat = chunked.combine_chunks().cast(pa.string())
+        prints = _fingerprints(flat)
+        result = (np.full(len(flat), UNKNOWN, np.int8), np.full(len(flat), UNKNOWN, np.int64))
+        # The rows not found yet: None for all of them (most look-ups find most values in
+        # their first label, and whole arrays cost no gather).
+        todo = None
+        if flat.null_count:
+            todo = np.flatnonzero(np.asarray(flat.is_valid().to_numpy(zero_copy_only=False)))
+        for code, label in enumerate(LABELS):
+            if label not in labels or not self._ids[label]:
+                continue
+            ids, nids, _ = self._join(frozenset({label}))
+            rows = np.arange(len(flat)) if todo is None else todo
+            at = _find(
+                self._table(label), prints if todo is None else prints[todo], flat, rows, ids
+            )
+            hit = at != UNKNOWN
+            if todo is None:
+                result = (
+                    np.where(hit, code, UNKNOWN).astype(np.int8),
+                    np.where(hit, nids[at], UNKNOWN),
+                )
+            else:
+                result[0][todo[hit]] = code
+                result[1][todo[hit]] = nids[at[hit]]
+            todo = rows[~hit]
+            if not todo.size:
+                break
         if not self._recent.maxlen:
             return result
         self._recent.append((labels, chunked, *result))
         return result[0].copy(), result[1].copy()
+
+    def _table(self, label: Label) -> FingerprintTable:
+        table = self._tables.get(label)
+        if table is None:
+            ids = self._join(frozenset({label}))[0]
+            table = self._tables[label] = FingerprintTable()
+            table.add(_fingerprints(ids), np.arange(len(ids)))
+        return table
 
     def table(self) -> pa.Table:
         """Columns `nid` (ascending), `id`, `label` of every id."""
@@ -149,3 +186,30 @@ class NodeIdIndex:
                 "label": _LABEL_NAMES.take(pa.array(codes).take(order)),
             }
         )
+
+
+def _fingerprints(ids: pa.Array) -> npt.NDArray[np.int64]:
+    return string_fingerprints(ids.cast(pa.string()))
+
+
+def _find(
+    table: FingerprintTable,
+    prints: npt.NDArray[np.int64],
+    values: pa.Array,
+    rows: npt.NDArray[np.int64],
+    ids: pa.Array,
+) -> npt.NDArray[np.int64]:
+    """The position in `ids` of `values` at `rows` (their fingerprints `prints`), or UNKNOWN:
+    a fingerprint's hit counts once the strings are equal; a value whose fingerprint belongs
+    to another id (a clash, about one in 2^64 pairs) is looked for with a hash join."""
+    at = table.find(prints)
+    hit = np.flatnonzero(at != UNKNOWN)
+    if not hit.size:
+        return at
+    wanted = values if hit.size == len(values) else values.take(pa.array(rows[hit]))
+    same = pc.equal(wanted, ids.take(pa.array(at[hit])))
+    clashed = hit[~np.asarray(same.to_numpy(zero_copy_only=False), bool)]
+    if clashed.size:
+        found = pc.index_in(values.take(pa.array(rows[clashed])), value_set=ids)
+        at[clashed] = np.asarray(pc.fill_null(found, UNKNOWN).to_numpy(zero_copy_only=False))
+    return at

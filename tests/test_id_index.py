@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kg.id_index as id_index
+from kg.fingerprints import FingerprintTable
 from kg.id_index import LABELS, UNKNOWN, NodeIdIndex
 from kg.model import Label
 from kg.sqlite_store import SQLiteStore
@@ -32,13 +34,27 @@ _STEPS = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
-@given(_STEPS, st.sampled_from([0, 1, 4]))
+def _clashing(ids: pa.Array) -> np.ndarray:
+    """Fingerprints by length alone: most ids of a look-up share one with another id."""
+    return np.asarray(pc.fill_null(pc.utf8_length(ids), 0).to_numpy(), np.int64)
+
+
+_FINGERPRINTS = {"real": id_index._fingerprints, "clashing": _clashing}
+
+
+@settings(max_examples=300, deadline=None)
+@given(_STEPS, st.sampled_from([0, 1, 4]), st.sampled_from(sorted(_FINGERPRINTS)))
 def test_lookups_equal_a_dictionary_of_the_first_entry_of_each_id(
-    steps: list[tuple], remembered: int
+    steps: list[tuple], remembered: int, fingerprints: str
 ) -> None:
     """Repeated look-ups (remembered) and look-ups after adds (forgotten where the added
-    label counts) find what a dictionary of the first entry per (label, id) finds."""
+    label counts) find what a dictionary of the first entry per (label, id) finds, also when
+    ids share fingerprints (compared as strings, the clashes looked up by a hash join)."""
+    with mock.patch.object(id_index, "_fingerprints", _FINGERPRINTS[fingerprints]):
+        check_against_dictionary(steps, remembered)
+
+
+def check_against_dictionary(steps: list[tuple], remembered: int) -> None:
     index = NodeIdIndex(remembered=remembered)
     first: dict[tuple[Label, str], int] = {}
     next_nid = 0
@@ -107,10 +123,10 @@ def test_a_column_the_job_checked_is_not_looked_up_again_when_written(
         codes, _ = index.lookup(checked, frozenset({Label.ACCOUNT}))
         assert codes.tolist() == [LABELS.index(Label.ACCOUNT)] * 4
 
-        def no_hash_join(*args: object, **kwargs: object) -> pa.Array:
+        def no_look_up(*args: object, **kwargs: object) -> pa.Array:
             raise AssertionError("looked up again")
 
-        monkeypatch.setattr(id_index.pc, "index_in", no_hash_join)
+        monkeypatch.setattr(id_index, "_find", no_look_up)
         assert store.insert_transactions(rows) == 2
         other = rows.set_column(1, "from_account", pa.array(["A3", "A1"]))
         with pytest.raises(AssertionError, match="looked up again"):
@@ -134,13 +150,48 @@ def test_nodes_just_written_are_found_without_a_look_up(
         index = store.bulk_node_index()
         assert index is not None
 
-        def no_hash_join(*args: object, **kwargs: object) -> pa.Array:
+        def no_look_up(*args: object, **kwargs: object) -> pa.Array:
             raise AssertionError("looked up again")
 
-        monkeypatch.setattr(id_index.pc, "index_in", no_hash_join)
+        monkeypatch.setattr(id_index, "_find", no_look_up)
         codes, nids = index.lookup(pa.array(["A1", "A2", "A3", "A1"]), frozenset({Label.ACCOUNT}))
         monkeypatch.undo()
     assert codes.tolist() == [LABELS.index(Label.ACCOUNT)] * 4
     stored = {i: store.get_node(i).nid for i in ("A1", "A2", "A3")}  # type: ignore[union-attr]
     assert nids.tolist() == [stored["A1"], stored["A2"], stored["A3"], stored["A1"]]
     assert stored["A2"] < stored["A1"] < stored["A3"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.one_of(st.integers(-40, 40), st.integers(-(2**63), 2**63 - 1)), max_size=60),
+        max_size=12,
+    )
+)
+def test_the_fingerprint_table_equals_a_dictionary_of_first_positions(
+    batches: list[list[int]],
+) -> None:
+    """Batches added one after the other (the table grows from 1,024 slots, and small
+    fingerprints crowd neighbouring slots) are found where a dictionary of first positions
+    finds them; fingerprints never added are not found."""
+    table, first, position = FingerprintTable(), {}, 0
+    for batch in batches:
+        prints = np.array(batch, np.int64)
+        table.add(prints, np.arange(position, position + len(batch)))
+        for value in batch:
+            first.setdefault(value, position)
+            position += 1
+        probe = np.array([*first, *batch, 41, -41, 2**62], np.int64)
+        expected = [first.get(int(v), -1) for v in probe]
+        assert table.find(probe).tolist() == expected
+    assert len(table) == len(first)
+
+
+def test_the_fingerprint_table_grows_past_its_first_size_and_keeps_every_position() -> None:
+    prints = np.random.default_rng(5).integers(-(2**63), 2**63 - 1, 5000, dtype=np.int64)
+    table = FingerprintTable()
+    for start in range(0, 5000, 700):
+        table.add(prints[start : start + 700], np.arange(start, min(start + 700, 5000)))
+    assert table.find(prints).tolist() == list(range(5000))
+    assert len(table) == 5000
