@@ -175,6 +175,44 @@ class _Resolver:
             distinct = distinct.combine_chunks()
         self._known.add(label, distinct)
 
+    def resolve_references(
+        self, values: pa.ChunkedArray, allowed: frozenset[Label]
+    ) -> tuple[pa.ChunkedArray, np.ndarray]:
+        """Referenced ids with aliases replaced by their canonical ids, and the label code
+        of each (`reference_labels`).
+
+        The ids are looked up as they are first: an alias is not a node id, so only the
+        misses (and ids that are both a node's id and an alias, which a conflicting record
+        can make) can be aliases, and a column without any goes on uncopied.
+        """
+        codes = self.reference_labels(values, allowed)
+        if not self.canonical and self._store_empty:
+            return values, codes
+        maybe = (codes == UNKNOWN) & _present(values)
+        shadowed = self._node_ids_that_are_aliases()
+        if len(shadowed):
+            maybe |= np.asarray(pc.is_in(values, value_set=shadowed), bool)
+        rows = np.flatnonzero(maybe)
+        if not rows.size:
+            return values, codes
+        before = values.take(pa.array(rows))
+        after = self.canonicalise(before)
+        changed = ~np.asarray(pc.fill_null(pc.equal(before, after), True), bool)
+        if not changed.any():
+            return values, codes
+        rows, after = rows[changed], after.filter(pa.array(changed))
+        codes[rows] = self.reference_labels(after, allowed)
+        mask = np.zeros(len(values), bool)
+        mask[rows] = True
+        replaced = pc.replace_with_mask(
+            values.combine_chunks(), pa.array(mask), after.combine_chunks()
+        )
+        return pa.chunked_array([replaced]), codes
+
+    def _node_ids_that_are_aliases(self) -> pa.Array:
+        keys = pa.array(list(self.canonical), pa.string())
+        return keys.filter(pa.array(self.known_labels(pa.chunked_array([keys])) != UNKNOWN))
+
     def canonicalise(self, values: pa.ChunkedArray) -> pa.ChunkedArray:
         """Aliases replaced by the canonical ids they stand for."""
         if not self._store_empty:
@@ -310,17 +348,19 @@ def _check_references(
     """Resolve every reference column to canonical ids; reject rows pointing nowhere."""
     bad = np.zeros(table.num_rows, dtype=bool)
     columns = [c for c in spec.columns if c.refers_to and c.name in table.column_names]
-    resolved = {c.name: resolver.canonicalise(table.column(c.name)) for c in columns}
-    # Columns that may point at the same labels are looked up together: one hash join.
+    resolved: dict[str, pa.ChunkedArray] = {}
+    # Columns that may point at the same labels are looked up together: one look-up.
     codes_of: dict[str, np.ndarray] = {}
     for labels in dict.fromkeys(c.refers_to for c in columns):
         names = [c.name for c in columns if c.refers_to == labels]
         joined = pa.chunked_array(
-            [chunk for name in names for chunk in resolved[name].chunks], pa.string()
+            [chunk for name in names for chunk in table.column(name).chunks], pa.string()
         )
-        codes = resolver.reference_labels(joined, labels)
+        joined, codes = resolver.resolve_references(joined, labels)
         for k, name in enumerate(names):
-            codes_of[name] = codes[k * table.num_rows : (k + 1) * table.num_rows]
+            part = slice(k * table.num_rows, (k + 1) * table.num_rows)
+            codes_of[name] = codes[part]
+            resolved[name] = joined.slice(part.start, table.num_rows)
     for column in columns:
         codes = codes_of[column.name]
         present = _present(table.column(column.name))
@@ -534,8 +574,10 @@ def _write(
     edge_columns = {c for _, s, d, _ in spec.edges for c in (s, d)}
     if spec.node is not None and spec.resolve_by is None:
         label, id_col = spec.node
-        codes = resolver.known_labels(table.column(id_col), ALL_LABELS - {label})
-        clash = codes != UNKNOWN
+        # Among all labels, as the store looks the ids up to write them (a look-up the
+        # store's index then remembers).
+        codes = resolver.known_labels(table.column(id_col))
+        clash = (codes != UNKNOWN) & (codes != LABELS.index(label))
         if clash.any():
             reasons = [f"id already used by a {LABELS[c].value}" for c in codes[clash]]
             report.rejects.extend(_reject_rows(table, clash, id_col, reasons, source, shown))

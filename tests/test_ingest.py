@@ -9,10 +9,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest.contract import CONTRACT_BY_NAME
 from ingest.identifiers import resident_id_check_char, uscc_check_char
-from ingest.pipeline import IngestError, ingest_directory
+from ingest.pipeline import IngestError, _Resolver, ingest_directory
 from ingest.validate import validate_batch
 from kg.model import Direction, Label, RelType
 from kg.sqlite_store import SQLiteStore
@@ -422,3 +424,36 @@ def test_columns_checked_side_by_side_reject_what_one_thread_rejects() -> None:
         (3, "birth_date"),
     }
     assert one.table.column("person_id").to_pylist() == ["P1"]
+
+
+_REF_IDS = st.sampled_from(["P1", "P2", "C1", "A1", "X1", "X2", "X3"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(_REF_IDS, _REF_IDS, max_size=4),
+    st.lists(st.one_of(_REF_IDS, st.none()), max_size=12),
+    st.sampled_from([frozenset({Label.PERSON}), frozenset({Label.PERSON, Label.COMPANY})]),
+)
+def test_references_resolve_as_if_every_alias_were_replaced_first(
+    tmp_path_factory: pytest.TempPathFactory,
+    canonical: dict[str, str],
+    values: list[str | None],
+    allowed: frozenset[Label],
+) -> None:
+    """Ids are looked up as they are and only the misses (and ids that are both a node and
+    an alias) are canonicalised: the same ids and labels as replacing every alias first,
+    the plain way (the oracle), including aliases that name a node id."""
+    resolver = _Resolver(SQLiteStore(tmp_path_factory.mktemp("refs") / "kg.db"))
+    resolver.add(pa.array(["P1", "P2"]), Label.PERSON)
+    resolver.add(pa.array(["C1"]), Label.COMPANY)
+    resolver.add(pa.array(["A1"]), Label.ACCOUNT)
+    resolver.canonical.update(canonical)
+    column = pa.chunked_array([pa.array(values, pa.string())])
+    expected_ids = resolver.canonicalise(column)
+    expected_codes = resolver.reference_labels(expected_ids, allowed)
+    ids, codes = resolver.resolve_references(column, allowed)
+    assert ids.to_pylist() == expected_ids.to_pylist()
+    assert codes.tolist() == expected_codes.tolist()
+    if not set(canonical) & {v for v in values if v is not None}:
+        assert ids is column  # nothing to replace: the column goes on uncopied
