@@ -699,7 +699,9 @@ class SQLiteStore:
             step = per * width
             self._conn.executemany(
                 sql.multi_row(statement, per, tuple(constants)),
-                [shared + values[i * step : (i + 1) * step] for i in range(full)],
+                # One statement's parameters at a time (a list of all of them would be
+                # thousands of live lists for the garbage collector to walk).
+                (shared + values[i * step : (i + 1) * step] for i in range(full)),
             )
         if count % per:
             self._conn.execute(
