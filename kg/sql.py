@@ -360,6 +360,7 @@ ALIAS_UPSERT = (
 
 TXN_SEGMENT_INSERT = "INSERT INTO txn_segments (rows, job, body) VALUES (?, ?, ?)"
 TXN_SEGMENTS = "SELECT body FROM txn_segments ORDER BY segment"
+ANY_TXN_SEGMENT = "SELECT 1 FROM txn_segments LIMIT 1"
 COUNT_TXNS = "SELECT coalesce(sum(rows), 0) FROM txn_segments"
 
 # --- TRANSFERRED edges (schema 6: compressed blocks, see kg.transfer_blocks) ---------------

@@ -123,16 +123,23 @@ def _empty_strings(n: int) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), n, [None, offsets, pa.py_buffer(b"")])
 
 
-def _aggregate_transfers(table: pa.Table) -> pa.Table:
+def _aggregate_transfers(parts: list[pa.Table]) -> pa.Table:
     """TRANSFERRED edges from transactions (`from_nid`, `to_nid`, `amount`, `ts`): one row
     per account pair in (src, dst) order with count, amount sum and the first and last
     timestamp (ISO text, so the smallest and largest string).
 
     Sorted with numpy on one int64 key per transaction; only pairs with several
     transactions need their timestamps compared, so the strings are never sorted wholesale.
+    The parts are emptied once their columns are copied into whole arrays (a rebuild is the
+    job's memory peak: the tables go as soon as they can).
     """
+    table = pa.concat_tables(parts)
+    parts.clear()
     src = table.column("from_nid").to_numpy()
     dst = table.column("to_nid").to_numpy()
+    amount = table.column("amount").to_numpy()
+    raw_ts = table.column("ts").combine_chunks()
+    del table
     order = transfers.pair_order(src, dst)
     src, dst = src[order], dst[order]
     new_pair = np.ones(src.size, dtype=bool)
@@ -141,8 +148,8 @@ def _aggregate_transfers(table: pa.Table) -> pa.Table:
     counts = np.diff(np.append(starts, src.size))
     amounts: npt.NDArray[np.float64] = np.zeros(starts.size)
     if starts.size:
-        amounts = np.add.reduceat(table.column("amount").to_numpy()[order], starts)
-    raw_ts = table.column("ts").combine_chunks()
+        amounts = np.add.reduceat(amount[order], starts)
+    del amount
 
     def ts(sorted_rows: npt.NDArray[np.int64]) -> pa.Array:
         """Timestamps at positions of the sorted order (only those are taken: the column
@@ -541,9 +548,14 @@ class _BulkLoad:
     # connection, in order (see `SQLiteStore.insert_transactions`).
     segments: deque[Future[_SegmentRow]] = dataclasses.field(default_factory=deque)
     encoder: ThreadPoolExecutor | None = None
+    # The columns the transfer rebuild needs of every transaction this load wrote, when the
+    # store held none before it (None otherwise: the rebuild reads the segments back).
+    transfers: list[pa.Table] | None = None
 
 
 _EDGE_KEY = [("src", "ascending"), ("dst", "ascending"), ("key", "ascending")]
+# The transaction columns TRANSFERRED is aggregated from (`_aggregate_transfers`).
+_TRANSFER_INPUT = ("from_nid", "to_nid", "amount", "ts")
 
 
 def _copy_rows(
@@ -804,6 +816,7 @@ class SQLiteStore:
             [create for _, create in dropped],
             int(conn.execute(sql.NEXT_NID).fetchone()[0]),
             {t: [] for t in _ROW_TYPES if not conn.execute(sql.rel_has_rows(t)).fetchone()[0]},
+            transfers=[] if conn.execute(sql.ANY_TXN_SEGMENT).fetchone() is None else None,
         )
         self._local.bulk = bulk
         try:
@@ -846,6 +859,9 @@ class SQLiteStore:
         def flush() -> None:
             for create in indexes:
                 conn.execute(create)
+                # The transaction segments compressed meanwhile, so that they do not all
+                # wait in memory (a third of a GB at a million customers).
+                self._insert_ready_segments(bulk, conn)
             for name, schema, kept in due:
                 if self._copy_is_current(conn, name):
                     continue
@@ -877,7 +893,18 @@ class SQLiteStore:
                 return
             flushing, bulk.flushing = bulk.flushing, None
             flushing.result()
-        while bulk.segments and (wait or bulk.segments[0].done()):
+        if not wait:
+            SQLiteStore._insert_ready_segments(bulk, conn)
+            return
+        while bulk.segments:
+            conn.execute(sql.TXN_SEGMENT_INSERT, bulk.segments.popleft().result())
+
+    @staticmethod
+    def _insert_ready_segments(bulk: _BulkLoad, conn: sqlite3.Connection) -> None:
+        """Insert the compressed segments at the head of the queue, in order. Only the
+        thread that holds the connection calls it: the worker while it flushes, else the
+        job (the job only appends meanwhile, which a deque allows from another thread)."""
+        while bulk.segments and bulk.segments[0].done():
             conn.execute(sql.TXN_SEGMENT_INSERT, bulk.segments.popleft().result())
 
     def _execute_write(self, conn: sqlite3.Connection, statement: str) -> None:
@@ -1204,25 +1231,39 @@ class SQLiteStore:
                     bulk.encoder = ThreadPoolExecutor(1, thread_name_prefix="riskgraph-segments")
                 bulk.segments.append(bulk.encoder.submit(_segment_row, segment))
                 self._write_segments(bulk, self._local.conn, wait=False)
+                if bulk.transfers is not None:
+                    bulk.transfers.append(segment.select(list(_TRANSFER_INPUT)))
             seen.add(segment.column("txn_id").combine_chunks(), prints[keep])
         return int(segment.num_rows)
 
     def rebuild_transfers(self) -> int:
         bulk = self._bulk()
+        parts = None
         if bulk is not None:
             bulk.nodes.forget()  # the columns of the last look-ups: the rebuild is the peak
-        parts = list(self._transaction_columns(["from_nid", "to_nid", "amount", "ts"]))
+            # When every transaction stored is this load's, they are still in memory and
+            # are aggregated before the connection is touched: while the worker builds the
+            # indexes. Transactions written after this rebuild are read back by the next.
+            parts, bulk.transfers = bulk.transfers, None
+        if parts is None:
+            parts = list(self._transaction_columns(list(_TRANSFER_INPUT)))
+        grouped = _aggregate_transfers(parts) if parts else None
+        blocks = iter(()) if grouped is None else transfers.blocks(grouped)
+        # Blocks compressed while the worker still holds the connection wait in memory (at
+        # most the compressed transfers, less than the aggregate's peak).
+        ready = []
+        while bulk is not None and bulk.flushing is not None and not bulk.flushing.done():
+            block = next(blocks, None)
+            if block is None:
+                break
+            ready.append(block)
         with self.transaction():
             # The job's txn_id memo is read again if more transactions come; the rebuild's
             # peak memory is the job's, so the memo goes now.
             self._job_cache().pop("txn_ids", None)
             self._conn.execute(sql.TRANSFER_BLOCKS_CLEAR)
-            if not parts:
-                return 0
-            grouped = _aggregate_transfers(pa.concat_tables(parts))
-            del parts
-            self._conn.executemany(sql.TRANSFER_BLOCK_INSERT, transfers.blocks(grouped))
-        return int(grouped.num_rows)
+            self._conn.executemany(sql.TRANSFER_BLOCK_INSERT, chain(ready, blocks))
+        return 0 if grouped is None else int(grouped.num_rows)
 
     def _transfer_columns(self, columns: Sequence[str]) -> pa.Table:
         """All TRANSFERRED edges in (src, dst) order, with the named `edge_batches` columns

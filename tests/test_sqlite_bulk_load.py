@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -557,3 +558,109 @@ def test_a_multi_row_statement_binds_a_constant_once_and_writes_null_as_a_litera
         "INSERT INTO t (a, b, c, d) VALUES (?, ?, ?, ?)", 2, (False, True, None, False)
     )
     assert statement == "INSERT INTO t (a, b, c, d) VALUES (?2, ?1, NULL, ?3), (?4, ?1, NULL, ?5)"
+
+
+def payments(rows: list[tuple[str, str, str, float, int]]) -> pa.Table:
+    """Transactions (txn_id, from, to, amount, day of January 2024)."""
+    return pa.table(
+        {
+            "txn_id": [r[0] for r in rows],
+            "from_account": [r[1] for r in rows],
+            "to_account": [r[2] for r in rows],
+            "amount": [r[3] for r in rows],
+            "ts": [f"2024-01-{r[4]:02d}T10:00:00" for r in rows],
+        }
+    )
+
+
+def transfers_by_id(store: SQLiteStore) -> list[tuple[Any, ...]]:
+    ids = dict(
+        zip(*(node_columns(store).column(c).to_pylist() for c in ("nid", "id")), strict=True)
+    )
+    table = edge_columns(store, RelType.TRANSFERRED)
+    return sorted(
+        (ids[r["src"]], ids[r["dst"]], r["count"], r["total_amount"], r["first_ts"], r["last_ts"])
+        for r in table.to_pylist()
+    )
+
+
+def test_transfers_aggregated_in_memory_equal_the_ones_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load into a store without transactions aggregates the transfers from what it kept
+    in memory (no segment read back); a load into a store with transactions reads them back,
+    and so does the second rebuild of a load that wrote more after its first. All three
+    give the aggregates worked by hand."""
+    early = [("t1", "A1", "A2", 10.0, 1), ("t3", "A2", "A3", 7.0, 2)]
+    late = [("t2", "A1", "A2", 5.0, 3), ("t4", "A1", "A2", 1.0, 2)]
+    expected = [
+        ("A1", "A2", 3, 16.0, "2024-01-01T10:00:00", "2024-01-03T10:00:00"),
+        ("A2", "A3", 1, 7.0, "2024-01-02T10:00:00", "2024-01-02T10:00:00"),
+    ]
+    read_back: list[str] = []
+    columns = SQLiteStore._transaction_columns
+
+    def spy(self: SQLiteStore, names: Any) -> Any:
+        if names is not None and "from_nid" in names:
+            read_back.append(Path(self.path).name)
+        return columns(self, names)
+
+    monkeypatch.setattr(SQLiteStore, "_transaction_columns", spy)
+
+    def load(store: SQLiteStore, *batches: list[tuple[str, str, str, float, int]]) -> None:
+        with store.transaction(), store.bulk_load():
+            if not store.count_nodes():
+                store.upsert_nodes(Label.ACCOUNT, pa.table({"id": ["A1", "A2", "A3"]}))
+            for batch in batches:
+                store.insert_transactions(payments(batch))
+                store.rebuild_transfers()
+
+    one = SQLiteStore(tmp_path / "one.db")
+    load(one, early + late)
+    split = SQLiteStore(tmp_path / "split.db")
+    load(split, early)
+    load(split, late)
+    again = SQLiteStore(tmp_path / "again.db")
+    load(again, early, late)
+    assert read_back == ["split.db", "again.db"]
+    for store in (one, split, again):
+        assert transfers_by_id(store) == expected, store.path
+
+
+def test_a_rebuild_compresses_blocks_while_the_worker_flushes_and_writes_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transfer rebuild does not wait for the worker to compress its blocks (the
+    worker is slowed down here); the blocks written are the whole aggregate."""
+    layout = sqlite_store._copy_layout
+
+    def slow_layout(table: pa.Table, name: str) -> pa.Table:
+        time.sleep(0.3)
+        return layout(table, name)
+
+    monkeypatch.setattr(sqlite_store, "_copy_layout", slow_layout)
+    monkeypatch.setattr(sqlite_store.transfers, "BLOCK_ROWS", 1)  # a block per account
+    store = SQLiteStore(tmp_path / "kg.db")
+    produced = sqlite_store.transfers.blocks
+    while_flushing: list[bool] = []
+
+    def spy(edges: pa.Table) -> Any:
+        for block in produced(edges):
+            bulk = store._bulk()
+            assert bulk is not None
+            while_flushing.append(bulk.flushing is not None and not bulk.flushing.done())
+            yield block
+
+    monkeypatch.setattr(sqlite_store.transfers, "blocks", spy)
+    with store.transaction(), store.bulk_load():
+        store.upsert_nodes(Label.ACCOUNT, pa.table({"id": ["A1", "A2", "A3"]}))
+        store.upsert_edges(RelType.OWNS_ACCOUNT, pa.table({"src": ["A1"], "dst": ["A2"]}))
+        store.insert_transactions(
+            payments([("t1", "A1", "A2", 10.0, 1), ("t2", "A2", "A3", 7.0, 2)])
+        )
+        assert store.rebuild_transfers() == 2
+    assert while_flushing[0] and len(while_flushing) == 4  # out: A1, A2; in: A2, A3
+    assert transfers_by_id(store) == [
+        ("A1", "A2", 1, 10.0, "2024-01-01T10:00:00", "2024-01-01T10:00:00"),
+        ("A2", "A3", 1, 7.0, "2024-01-02T10:00:00", "2024-01-02T10:00:00"),
+    ]
