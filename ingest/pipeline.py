@@ -210,15 +210,18 @@ class _Resolver:
         return pa.chunked_array([replaced]), codes
 
     def _node_ids_that_are_aliases(self) -> pa.Array:
-        keys = pa.array(list(self.canonical), pa.string())
+        keys = self._alias_keys()
         return keys.filter(pa.array(self.known_labels(pa.chunked_array([keys])) != UNKNOWN))
+
+    def _alias_keys(self) -> pa.Array:
+        return pa.array(list(self.canonical), pa.string())
 
     def canonicalise(self, values: pa.ChunkedArray) -> pa.ChunkedArray:
         """Aliases replaced by the canonical ids they stand for."""
         if not self._store_empty:
             self._learn_stored_aliases(values)
         if self.canonical:
-            keys = pa.array(list(self.canonical), pa.string())
+            keys = self._alias_keys()
             hit = pc.index_in(values, value_set=keys)
             if hit.null_count < len(hit):  # else the column goes on as it is, uncopied
                 targets = pa.array(list(self.canonical.values()), pa.string())
